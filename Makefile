@@ -1,0 +1,40 @@
+# The front door. `make course` runs the course, `make test` the tests; both set up
+# a local virtual environment (.venv) from pyproject.toml first, and reuse it after.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.kdlab-installed
+# Extra arguments: `make course FAST=1`, `make course ONLY=02`, `make test PYTEST_ARGS=-x`.
+FAST   ?=
+ONLY   ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup course test lab check clean-build lint
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "kdlab needs Python >= 3.10, found " + sys.version.split()[0]'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[course,instructor,test]"
+	touch $(STAMP)
+
+course: setup
+	$(BIN)/kdlab course $(if $(FAST),--fast) $(ONLY)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=course $(if $(shell [ "$$(id -u)" = 0 ] && echo root),--allow-root)
+
+check: setup
+	$(BIN)/kdlab check
+
+lint: setup
+	$(BIN)/ruff check kdlab tests benchmarks
+
+clean-build:
+	rm -rf build

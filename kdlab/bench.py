@@ -1,0 +1,191 @@
+"""Operational metrics: latency, throughput, parameters, serialized size, FLOPs.
+
+Latency uses ``torch.utils.benchmark.Timer``: it runs warm-up iterations, picks a block
+size so timer overhead is negligible, synchronises CUDA/MPS around each block, and
+records the thread count. We report the median (robust to a noisy machine) and the
+interquartile range as the spread.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+# Importing torch.utils.benchmark imports cpp_extension, which logs "No CUDA runtime is
+# found" to stderr on CPU machines that have a CUDA toolkit. Nothing here compiles C++,
+# and stderr output costs a student all points in an nbgrader test cell.
+_cpp_logger = logging.getLogger("torch.utils.cpp_extension")
+_level = _cpp_logger.level
+_cpp_logger.setLevel(logging.ERROR)
+from torch.utils import benchmark  # noqa: E402
+
+_cpp_logger.setLevel(_level)
+
+__all__ = [
+    "Latency",
+    "latency",
+    "throughput",
+    "count_parameters",
+    "serialized_size",
+    "flops",
+    "compare_models",
+]
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Seconds per forward pass at one batch size: median and interquartile range."""
+
+    median_s: float
+    iqr_s: float
+    batch_size: int
+    threads: int
+    device: str
+    runs: int
+
+    @property
+    def median_ms(self) -> float:
+        return self.median_s * 1e3
+
+    @property
+    def throughput(self) -> float:
+        """Examples per second at this batch size."""
+        return self.batch_size / self.median_s
+
+
+def _example_input(model: nn.Module, input_shape: Sequence[int], batch_size: int) -> torch.Tensor:
+    try:
+        param = next(model.parameters())
+        device, dtype = param.device, (param.dtype if param.is_floating_point() else torch.float32)
+    except StopIteration:
+        device, dtype = torch.device("cpu"), torch.float32
+    return torch.randn(batch_size, *input_shape, device=device, dtype=dtype)
+
+
+def latency(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    batch_size: int = 1,
+    *,
+    threads: int | None = None,
+    min_run_time: float = 0.5,
+    warmup: int = 3,
+) -> Latency:
+    """Median time of ``model(x)`` in eval mode under ``no_grad``, x of ``(batch, *input_shape)``.
+
+    ``threads`` defaults to ``torch.get_num_threads()``; it is recorded with the result
+    because CPU latency depends on it as much as on the model.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if min_run_time <= 0:
+        raise ValueError(f"min_run_time must be > 0, got {min_run_time}")
+    threads = threads or torch.get_num_threads()
+    was_training = model.training
+    model.eval()
+    x = _example_input(model, input_shape, batch_size)
+    with torch.no_grad():
+        for _ in range(warmup):
+            model(x)
+        timer = benchmark.Timer(
+            stmt="model(x)",
+            globals={"model": model, "x": x},
+            num_threads=threads,
+        )
+        measurement = timer.blocked_autorange(min_run_time=min_run_time)
+    model.train(was_training)
+    return Latency(
+        median_s=measurement.median,
+        iqr_s=measurement.iqr,
+        batch_size=batch_size,
+        threads=threads,
+        device=str(x.device),
+        runs=len(measurement.times) * measurement.number_per_run,
+    )
+
+
+def throughput(
+    model: nn.Module, input_shape: Sequence[int], batch_size: int = 256, **kwargs
+) -> float:
+    """Examples per second at ``batch_size`` (from :func:`latency`)."""
+    return latency(model, input_shape, batch_size, **kwargs).throughput
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (all of them, or only those with ``requires_grad``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def serialized_size(model: nn.Module) -> int:
+    """Bytes of ``torch.save(model.state_dict())``: what a saved checkpoint weighs."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getbuffer().nbytes
+
+
+def flops(model: nn.Module, input_shape: Sequence[int], batch_size: int = 1) -> int:
+    """Floating-point operations of one forward pass, counted by ``FlopCounterMode``.
+
+    A multiply-add counts as 2 FLOPs. Operations the counter does not know (element-wise
+    activations, pooling) count as 0, so this is the matmul/convolution cost.
+    """
+    was_training = model.training
+    model.eval()
+    x = _example_input(model, input_shape, batch_size)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(x)
+    model.train(was_training)
+    return counter.get_total_flops()
+
+
+def compare_models(
+    models: Mapping[str, nn.Module],
+    input_shape: Sequence[int],
+    batch_sizes: Sequence[int] = (1, 256),
+    *,
+    reference: str | None = None,
+    threads: int | None = None,
+    min_run_time: float = 0.5,
+) -> pd.DataFrame:
+    """A table of parameters, size, FLOPs and latency per batch size, with ratios.
+
+    Ratios are ``reference / model`` (how many times smaller or faster than the reference,
+    the first model unless ``reference`` names another), measured side by side in one call.
+    """
+    if not models:
+        raise ValueError("models is empty; pass a dict of name -> model")
+    reference = reference or next(iter(models))
+    if reference not in models:
+        raise ValueError(f"reference {reference!r} is not one of {list(models)}")
+    rows = {}
+    for name, model in models.items():
+        row: dict[str, float] = {
+            "parameters": count_parameters(model),
+            "size_MB": serialized_size(model) / 1e6,
+            "MFLOPs": flops(model, input_shape) / 1e6,
+        }
+        for b in batch_sizes:
+            lat = latency(model, input_shape, b, threads=threads, min_run_time=min_run_time)
+            row[f"ms@{b}"] = lat.median_ms
+            row[f"iqr_ms@{b}"] = lat.iqr_s * 1e3
+        rows[name] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    ref = table.loc[reference]
+    table["size_ratio"] = ref["size_MB"] / table["size_MB"]
+    for b in batch_sizes:
+        table[f"speedup@{b}"] = ref[f"ms@{b}"] / table[f"ms@{b}"]
+    table.attrs["threads"] = threads or torch.get_num_threads()
+    return table
+
+
+def latency_record(lat: Latency) -> dict:
+    """A plain dict of a :class:`Latency`, for tables and JSON."""
+    return asdict(lat) | {"median_ms": lat.median_ms}

@@ -1,0 +1,88 @@
+"""Trained models kept on disk, keyed by everything that determined them.
+
+A teacher trained once (for a given architecture, data, schedule and seed) is saved under
+``runtime.cache_dir()`` and loaded by every later notebook, assignment and re-run. The
+key is a hash of the configuration, so changing any part of it trains a new model
+instead of silently reusing a stale one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kdlab import runtime
+
+__all__ = ["cache_key", "cached_model"]
+
+FORMAT_VERSION = 1
+
+
+def cache_key(config: dict[str, Any]) -> str:
+    """A short stable hash of a JSON-serialisable configuration."""
+    try:
+        text = json.dumps({"format": FORMAT_VERSION, **config}, sort_keys=True)
+    except TypeError as err:
+        raise ValueError(f"cache configuration must be JSON-serialisable: {err}") from err
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    # Write then rename, so a parallel reader never sees half a file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def cached_model(
+    name: str,
+    config: dict[str, Any],
+    build: Callable[[], nn.Module],
+    train: Callable[[nn.Module], dict[str, Any]],
+    *,
+    verbose: bool = True,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Load ``name`` trained with ``config`` from the cache, or build, train and save it.
+
+    ``train(model)`` trains in place and returns a JSON-serialisable summary (for example
+    the history); it is stored with the weights. Returns the model in eval mode and an info
+    dict with ``status`` ("loaded from cache" or "trained"), ``path``, ``summary`` and
+    ``train_seconds``.
+    """
+    folder = runtime.cache_dir() / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{cache_key({'name': name, **config})}.pt"
+    model = build()
+    if path.exists():
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            model.load_state_dict(saved["state_dict"])
+            info = {"status": "loaded from cache", "path": str(path), **saved["info"]}
+            if verbose:
+                print(f"{name}: loaded from cache ({path.name})")
+            return model.eval(), info
+        except Exception as err:  # a corrupt or outdated file: retrain rather than fail
+            if verbose:
+                print(f"{name}: cached file unreadable ({err.__class__.__name__}), retraining")
+    start = time.perf_counter()
+    summary = train(model)
+    seconds = time.perf_counter() - start
+    info = {"summary": summary, "train_seconds": seconds, "config": config}
+    _atomic_save({"state_dict": model.state_dict(), "info": info}, path)
+    if verbose:
+        print(f"{name}: trained in {seconds:.0f} s and cached ({path.name})")
+    return model.eval(), {"status": "trained", "path": str(path), **info}

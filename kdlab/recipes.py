@@ -1,0 +1,121 @@
+"""The course's standard set-ups, shared by notebooks, assignments and benchmarks.
+
+One place defines the MNIST-family splits and the teacher recipe, so notebook 02 and
+assignment a1 distil from the same cached teacher, and fast mode shrinks all of them
+the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from kdlab import runtime
+from kdlab.cache import cached_model
+from kdlab.data import ImageSet, load_mnist_family
+from kdlab.distill import Distiller
+from kdlab.metrics import evaluate
+from kdlab.models import TeacherCNN
+
+__all__ = ["Splits", "mnist_family_splits", "trained_teacher"]
+
+VAL_SIZE = 5000
+FAST_SIZES = (3000, 500, 1000)  # train, validation, test in fast mode
+
+
+@dataclass
+class Splits:
+    """Train, validation (held out from the official training set) and test sets."""
+
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet
+
+    @property
+    def name(self) -> str:
+        return self.train.name
+
+    @property
+    def synthetic(self) -> bool:
+        return self.train.synthetic
+
+    def describe(self) -> str:
+        kind = "SYNTHETIC stand-in data" if self.synthetic else self.train.source
+        return (
+            f"{self.name}: {len(self.train)} train / {len(self.val)} validation / "
+            f"{len(self.test)} test examples ({kind})"
+        )
+
+
+def mnist_family_splits(
+    name: str = "fashion-mnist", fast: bool | None = None, seed: int = 0
+) -> Splits:
+    """Official training set split into train and a 5,000-example validation set; the
+    official test set. Fast mode keeps small random subsets, and falls back to
+    :func:`kdlab.data.synthetic_digits` (saying so) when the data is not on this machine.
+    """
+    fast = runtime.fast_mode() if fast is None else fast
+    full = load_mnist_family(
+        name,
+        "train",
+        synthetic_fallback=fast,
+        limit=sum(FAST_SIZES[:2]) if fast else None,
+        seed=seed,
+    )
+    test = load_mnist_family(
+        name, "test", synthetic_fallback=fast, limit=FAST_SIZES[2] if fast else None, seed=seed
+    )
+    n_val = FAST_SIZES[1] if fast else VAL_SIZE
+    order = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    train = ImageSet(full.x[train_idx], full.y[train_idx], full.name, full.classes, full.source)
+    val = ImageSet(full.x[val_idx], full.y[val_idx], full.name, full.classes, full.source)
+    return Splits(train, val, test)
+
+
+def trained_teacher(
+    splits: Splits,
+    *,
+    epochs: int | None = None,
+    seed: int = 0,
+    width: int = 32,
+    lr: float = 1e-3,
+    batch_size: int = 128,
+    verbose: bool = True,
+) -> tuple[TeacherCNN, dict]:
+    """The course's CNN teacher for ``splits``, trained once and then loaded from the cache.
+
+    Default schedule: 6 epochs of Adam (1 in fast mode). The info dict says whether it was
+    trained or loaded, and holds its validation and test accuracy.
+    """
+    fast = len(splits.train) <= sum(FAST_SIZES)
+    epochs = epochs or (2 if fast else 6)
+    config = {
+        "data": splits.name,
+        "source_synthetic": splits.synthetic,
+        "sizes": [len(splits.train), len(splits.val), len(splits.test)],
+        "epochs": epochs,
+        "seed": seed,
+        "width": width,
+        "lr": lr,
+        "batch_size": batch_size,
+    }
+
+    def train(model: TeacherCNN) -> dict:
+        distiller = Distiller(model, lr=lr, seed=seed, device="cpu")
+        history = distiller.fit(
+            splits.train.loader(batch_size, shuffle=True, seed=seed),
+            epochs,
+            splits.val.loader(1000),
+            progress=verbose,
+        )
+        test = evaluate(model, splits.test.loader(1000))
+        return {
+            "history": history.epochs,
+            "test_accuracy": test["accuracy"],
+            "test_errors": test["errors"],
+        }
+
+    runtime.seed_everything(seed)
+    return cached_model("teacher-cnn", config, lambda: TeacherCNN(width), train, verbose=verbose)
