@@ -118,7 +118,7 @@ class ImageSet:
         return ImageSet(self.x[keep], self.y[keep], self.name, self.classes, self.source)
 
     def loader(self, batch_size: int, shuffle: bool = False, seed: int = 0) -> DataLoader:
-        return batches(self.x, self.y, batch_size, shuffle, seed)
+        return batches(self.x, self.y, batch_size=batch_size, shuffle=shuffle, seed=seed)
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -251,22 +251,21 @@ def synthetic_digits(n: int = 2000, seed: int = 0, noise: float = 0.35) -> Image
     return ImageSet(x, y, "synthetic-digits", classes, "generated (synthetic)")
 
 
-def batches(
-    x: Tensor, y: Tensor, batch_size: int, shuffle: bool = False, seed: int = 0
-) -> DataLoader:
-    """A DataLoader over in-memory tensors that indexes whole batches at once (fast on CPU)."""
+def batches(*tensors: Tensor, batch_size: int, shuffle: bool = False, seed: int = 0) -> DataLoader:
+    """A DataLoader over in-memory tensors (``x, y`` and optionally more, such as teacher
+    logits) that indexes whole batches at once, which is much faster on a CPU than
+    collating single examples."""
+    if len(tensors) < 2:
+        raise ValueError(f"pass at least inputs and labels, got {len(tensors)} tensor(s)")
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    if len(x) != len(y):
-        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
-    if len(x) == 0:
+    sizes = [len(t) for t in tensors]
+    if len(set(sizes)) != 1:
+        raise ValueError(f"all tensors must have the same length, got {sizes}")
+    if sizes[0] == 0:
         raise ValueError("cannot make batches from an empty data set")
-    dataset = TensorDataset(x, y)
-    base = (
-        RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
-        if shuffle
-        else SequentialSampler(dataset)
-    )
-    return DataLoader(
-        dataset, sampler=BatchSampler(base, batch_size, drop_last=False), batch_size=None
-    )
+    dataset = TensorDataset(*tensors)
+    generator = torch.Generator().manual_seed(seed)
+    base = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+    sampler = BatchSampler(base, batch_size, drop_last=False)
+    return DataLoader(dataset, sampler=sampler, batch_size=None)

@@ -6,6 +6,11 @@
 ``requires_grad`` switched off, and run under ``torch.no_grad``. With ``teacher=None``
 the same loop trains on the labels alone, which is how the course trains teachers and
 the from-scratch baselines, so every comparison uses one training loop.
+
+Batches are ``(x, y)``, or ``(x, y, teacher_logits)`` when the teacher's outputs were
+computed beforehand. That is exact only when every epoch shows the same inputs (no
+augmentation, teacher in eval mode); with augmentation it is the "precomputed teacher"
+trap of Beyer et al. (2022), covered in notebook 08.
 """
 
 from __future__ import annotations
@@ -97,25 +102,37 @@ class Distiller:
         )
         self.history = History()
 
-    def loss_parts(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def loss_parts(
+        self, x: Tensor, y: Tensor, teacher_logits: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """Student logits and the named loss terms for one batch; ``"loss"`` is their mix."""
         logits = self.student(x)
         hard = F.cross_entropy(logits, y)
         if self.teacher is None:
             return logits, {"loss": hard, "hard_loss": hard}
-        with torch.no_grad():
-            teacher_logits = self.teacher(x)
+        if teacher_logits is None:
+            with torch.no_grad():
+                teacher_logits = self.teacher(x)
         soft = soft_target_loss(logits, teacher_logits, self.temperature)
         loss = self.alpha * hard + (1 - self.alpha) * soft
         return logits, {"loss": loss, "hard_loss": hard, "soft_loss": soft}
 
-    def train_step(self, x: Tensor, y: Tensor) -> dict[str, float]:
+    def train_step(
+        self, x: Tensor, y: Tensor, teacher_logits: Tensor | None = None
+    ) -> dict[str, float]:
         """One optimiser step on one batch; returns the batch's loss terms and accuracy."""
         self.student.train()
         if self.teacher is not None and self.teacher.training:
             raise RuntimeError("the teacher was switched to train mode; call freeze(teacher)")
+        if teacher_logits is not None:
+            if self.teacher is None:
+                raise ValueError(
+                    "batches carry teacher logits but the Distiller was built without a "
+                    "teacher; pass teacher=... so alpha and temperature apply"
+                )
+            teacher_logits = teacher_logits.to(self.device)
         x, y = x.to(self.device), y.to(self.device)
-        logits, parts = self.loss_parts(x, y)
+        logits, parts = self.loss_parts(x, y, teacher_logits)
         self.optimizer.zero_grad(set_to_none=True)
         parts["loss"].backward()
         self.optimizer.step()
@@ -140,8 +157,13 @@ class Distiller:
             sums: dict[str, float] = {}
             count = 0
             bar = tqdm(train, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not progress)
-            for x, y in bar:
-                step = self.train_step(x, y)
+            for batch in bar:
+                if len(batch) not in (2, 3):
+                    raise ValueError(
+                        f"batches must be (x, y) or (x, y, teacher_logits), got {len(batch)} items"
+                    )
+                step = self.train_step(*batch)
+                y = batch[1]
                 n = len(y)
                 for k, v in step.items():
                     sums[k] = sums.get(k, 0.0) + v * n
