@@ -39,9 +39,16 @@ __all__ = [
 ]
 
 
+MIN_BLOCKS_FOR_SPREAD = 4
+
+
 @dataclass(frozen=True)
 class Latency:
-    """Seconds per forward pass at one batch size: median and interquartile range."""
+    """Seconds per forward pass at one batch size: median and interquartile range.
+
+    ``blocks`` is the number of timed blocks the median and spread come from; with fewer
+    than 4 the spread is not meaningful and ``iqr_s`` is NaN rather than a fake 0.
+    """
 
     median_s: float
     iqr_s: float
@@ -49,6 +56,7 @@ class Latency:
     threads: int
     device: str
     runs: int
+    blocks: int
 
     @property
     def median_ms(self) -> float:
@@ -101,13 +109,15 @@ def latency(
         )
         measurement = timer.blocked_autorange(min_run_time=min_run_time)
     model.train(was_training)
+    blocks = len(measurement.times)
     return Latency(
         median_s=measurement.median,
-        iqr_s=measurement.iqr,
+        iqr_s=measurement.iqr if blocks >= MIN_BLOCKS_FOR_SPREAD else float("nan"),
         batch_size=batch_size,
         threads=threads,
         device=str(x.device),
-        runs=len(measurement.times) * measurement.number_per_run,
+        runs=blocks * measurement.number_per_run,
+        blocks=blocks,
     )
 
 
@@ -155,7 +165,7 @@ def compare_models(
     threads: int | None = None,
     min_run_time: float = 0.5,
 ) -> pd.DataFrame:
-    """A table of parameters, size, FLOPs and latency per batch size, with ratios.
+    """A table of parameters, size, FLOPs per example and latency per batch size, with ratios.
 
     Ratios are ``reference / model`` (how many times smaller or faster than the reference,
     the first model unless ``reference`` names another), measured side by side in one call.

@@ -15,6 +15,7 @@ trap of Beyer et al. (2022), covered in notebook 08.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -86,8 +87,8 @@ class Distiller:
     ):
         if teacher is student:
             raise ValueError("teacher and student are the same module; pass two models")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if not math.isfinite(temperature) or temperature <= 0:
+            raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
         if not 0 <= alpha <= 1:
             raise ValueError(f"alpha must be in [0, 1] (weight of the hard loss), got {alpha}")
         self.device = runtime.pick_device(device)

@@ -26,7 +26,12 @@ def _data_status() -> dict[str, str]:
     status = {}
     for name in ("mnist", "fashion-mnist"):
         folder = find_mnist_family(name)
-        status[name] = str(folder) if folder else "not found (downloaded on first use when online)"
+        if folder:
+            status[name] = str(folder)
+        elif runtime.offline():
+            status[name] = "not found (offline: KDLAB_OFFLINE=1 forbids the download)"
+        else:
+            status[name] = "not found (downloaded on first use when online)"
     user = runtime.data_dir()
     for name, marker in (("dubai-aerial", "Tile 1"), ("sst2", "train.tsv")):
         found = user is not None and (user / name / marker).exists()

@@ -13,12 +13,15 @@ import torch
 
 from kdlab import runtime
 from kdlab.cache import cached_model
-from kdlab.data import ImageSet, load_mnist_family
-from kdlab.distill import Distiller
+from kdlab.data import ImageSet, batches, load_mnist_family
+from kdlab.distill import Distiller, History
 from kdlab.metrics import evaluate
-from kdlab.models import TeacherCNN
+from kdlab.models import StudentMLP, TeacherCNN, logits_of
 
-__all__ = ["Splits", "mnist_family_splits", "trained_teacher"]
+__all__ = ["Splits", "mnist_family_splits", "trained_teacher", "train_student", "STUDENT_RECIPE"]
+
+# The soft-targets recipe for the MLP student, shared by notebook 02 and the benchmark.
+STUDENT_RECIPE = {"epochs": 15, "temperature": 4.0, "alpha": 0.1, "lr": 1e-3, "batch_size": 128}
 
 VAL_SIZE = 5000
 FAST_SIZES = (3000, 500, 1000)  # train, validation, test in fast mode
@@ -119,3 +122,43 @@ def trained_teacher(
 
     runtime.seed_everything(seed)
     return cached_model("teacher-cnn", config, lambda: TeacherCNN(width), train, verbose=verbose)
+
+
+def train_student(
+    splits: Splits,
+    teacher: torch.nn.Module | None = None,
+    *,
+    student: torch.nn.Module | None = None,
+    train: ImageSet | None = None,
+    seed: int = 0,
+    progress: bool = False,
+    **overrides: float,
+) -> tuple[torch.nn.Module, History]:
+    """Train an MLP student on ``train`` (default ``splits.train``), from the labels alone
+    or distilled from ``teacher`` with :data:`STUDENT_RECIPE` (``overrides`` change it).
+
+    The teacher's logits are computed once: exact here, because the inputs do not change
+    between epochs (no augmentation) and the teacher is in eval mode.
+    """
+    unknown = set(overrides) - set(STUDENT_RECIPE)
+    if unknown:
+        raise ValueError(f"unknown recipe keys {sorted(unknown)}; known: {sorted(STUDENT_RECIPE)}")
+    recipe = STUDENT_RECIPE | overrides
+    train = splits.train if train is None else train
+    runtime.seed_everything(seed)
+    student = student or StudentMLP()
+    distiller = Distiller(
+        student,
+        teacher,
+        temperature=recipe["temperature"],
+        alpha=recipe["alpha"],
+        lr=recipe["lr"],
+        seed=seed,
+        device="cpu",
+    )
+    tensors = [train.x, train.y] + ([logits_of(teacher, train.x)] if teacher is not None else [])
+    loader = batches(*tensors, batch_size=int(recipe["batch_size"]), shuffle=True, seed=seed)
+    history = distiller.fit(
+        loader, int(recipe["epochs"]), splits.val.loader(1000), progress=progress
+    )
+    return student.eval(), history

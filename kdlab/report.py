@@ -25,8 +25,9 @@ def format_value(value: Any) -> str:
     return f"{value:.4g}"
 
 
-def key_results(results: dict[str, Any], title: str = "Key results") -> dict[str, Any]:
-    """Display ``results`` (name -> number or text) as a table; return them unchanged."""
+def key_results(results: dict[str, Any], title: str = "Key results") -> None:
+    """Display ``results`` (name -> number or text) as a table (returns None, so a call on
+    a cell's last line shows the table once)."""
     clean = {
         str(k): (v if isinstance(v, (int, float, str, bool)) else str(v))
         for k, v in results.items()
@@ -41,4 +42,3 @@ def key_results(results: dict[str, Any], title: str = "Key results") -> dict[str
         display({"text/markdown": markdown, "text/plain": text, RESULTS_MIME: clean}, raw=True)
     except ImportError:
         print(text)
-    return results

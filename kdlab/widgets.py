@@ -84,7 +84,7 @@ class TemperatureExplorer:
         fig, (a0, a1, a2) = plt.subplots(
             1, 3, figsize=(12, 3), gridspec_kw={"width_ratios": [1, 3, 2]}
         )
-        a0.imshow(self.images[i], cmap="gray")
+        a0.imshow(self.images[i].numpy(), cmap="gray")
         a0.axis("off")
         truth = f"true: {self.classes[int(self.labels[i])]}\n" if self.labels is not None else ""
         a0.set_title(f"{truth}teacher: {s['predicted']}", fontsize=9)

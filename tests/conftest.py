@@ -5,6 +5,9 @@ import os
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ["KDLAB_FAST"] = "1"
 os.environ["KDLAB_OFFLINE"] = "1"
+# One thread: the tests check correctness, and on a shared 2-core machine a second
+# OpenMP thread waits for a busy core, which made small training steps 100x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
