@@ -10,7 +10,7 @@ FAST   ?=
 ONLY   ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup course test lab check clean-build lint
+.PHONY: setup course test lab check bench clean-build lint
 
 setup: $(STAMP)
 
@@ -29,6 +29,9 @@ test: setup
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=course $(if $(shell [ "$$(id -u)" = 0 ] && echo root),--allow-root)
+
+bench: setup
+	$(BIN)/python benchmarks/soft_targets.py
 
 check: setup
 	$(BIN)/kdlab check

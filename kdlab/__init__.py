@@ -1,6 +1,7 @@
 """kdlab: the helper package of a course on knowledge distillation and model compression.
 
 One concept per module: ``losses``, ``distill``, ``models``, ``data``, ``bench``,
+``quantize``, ``prune``,
 ``metrics``, ``plots``, ``widgets``, ``cache``, ``report`` and ``runtime``.
 """
 

@@ -67,6 +67,8 @@ class Distiller:
     ``alpha`` weighs the hard (label) loss and ``1 - alpha`` the soft loss at
     ``temperature``. Without a teacher, ``alpha`` is ignored and the loss is plain
     cross-entropy. The optimiser defaults to Adam with ``lr`` and ``weight_decay``;
+    ``lr_schedule="cosine"`` decays the learning rate to zero over the whole run of
+    :meth:`fit` (Loshchilov and Hutter 2017), ``"constant"`` keeps it.
     ``callbacks`` are called as ``callback(epoch, record)`` after every epoch.
 
     Subclasses change what is distilled by overriding :meth:`loss_parts`.
@@ -82,6 +84,7 @@ class Distiller:
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         optimizer: torch.optim.Optimizer | None = None,
+        lr_schedule: str = "constant",
         device: str | torch.device | None = None,
         seed: int = 0,
     ):
@@ -91,6 +94,9 @@ class Distiller:
             raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
         if not 0 <= alpha <= 1:
             raise ValueError(f"alpha must be in [0, 1] (weight of the hard loss), got {alpha}")
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+        self.lr_schedule = lr_schedule
         self.device = runtime.pick_device(device)
         self.seed = seed
         runtime.seed_everything(seed)
@@ -153,6 +159,10 @@ class Distiller:
         """Train for ``epochs`` passes over ``train``; evaluate on ``val`` after each one."""
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
+        scheduler = None
+        if self.lr_schedule == "cosine":
+            steps = epochs * len(train)  # type: ignore[arg-type]
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=steps)
         for epoch in range(epochs):
             start = time.perf_counter()
             sums: dict[str, float] = {}
@@ -164,6 +174,8 @@ class Distiller:
                         f"batches must be (x, y) or (x, y, teacher_logits), got {len(batch)} items"
                     )
                 step = self.train_step(*batch)
+                if scheduler is not None:
+                    scheduler.step()
                 y = batch[1]
                 n = len(y)
                 for k, v in step.items():

@@ -21,7 +21,14 @@ from kdlab.models import StudentMLP, TeacherCNN, logits_of
 __all__ = ["Splits", "mnist_family_splits", "trained_teacher", "train_student", "STUDENT_RECIPE"]
 
 # The soft-targets recipe for the MLP student, shared by notebook 02 and the benchmark.
-STUDENT_RECIPE = {"epochs": 15, "temperature": 4.0, "alpha": 0.1, "lr": 1e-3, "batch_size": 128}
+STUDENT_RECIPE = {
+    "epochs": 15,
+    "temperature": 4.0,
+    "alpha": 0.1,
+    "lr": 1e-3,
+    "batch_size": 128,
+    "lr_schedule": "cosine",
+}
 
 VAL_SIZE = 5000
 FAST_SIZES = (3000, 500, 1000)  # train, validation, test in fast mode
@@ -132,7 +139,7 @@ def train_student(
     train: ImageSet | None = None,
     seed: int = 0,
     progress: bool = False,
-    **overrides: float,
+    **overrides: float | str,
 ) -> tuple[torch.nn.Module, History]:
     """Train an MLP student on ``train`` (default ``splits.train``), from the labels alone
     or distilled from ``teacher`` with :data:`STUDENT_RECIPE` (``overrides`` change it).
@@ -153,6 +160,7 @@ def train_student(
         temperature=recipe["temperature"],
         alpha=recipe["alpha"],
         lr=recipe["lr"],
+        lr_schedule=recipe["lr_schedule"],
         seed=seed,
         device="cpu",
     )

@@ -1,6 +1,7 @@
 """kdlab.distill: the teacher stays frozen, the loss is the documented mix, runs repeat."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ import torch.nn.functional as F
 from kdlab.data import batches, synthetic_digits
 from kdlab.distill import Distiller, freeze
 from kdlab.losses import distillation_loss
-from kdlab.models import MLP, TeacherCNN, logits_of
+from kdlab.models import MLP, StudentMLP, TeacherCNN, logits_of
 
 
 def small_data(n: int = 96, seed: int = 0):
@@ -212,3 +213,24 @@ def test_training_on_synthetic_digits_beats_chance():
         train.loader(50, shuffle=True), epochs=3, val=val.loader(300), progress=False
     )
     assert history.last["val_accuracy"] > 0.5
+
+
+def test_cosine_schedule_decays_the_learning_rate_to_zero_over_fit():
+    data = synthetic_digits(64, seed=0)
+    student = StudentMLP((16,))
+    distiller = Distiller(student, lr=1e-2, lr_schedule="cosine", seed=0)
+    seen = []
+    distiller.fit(
+        data.loader(16),
+        2,
+        progress=False,
+        callbacks=[lambda epoch, record: seen.append(distiller.optimizer.param_groups[0]["lr"])],
+    )
+    # 4 steps per epoch, 8 in all: cos annealing gives lr * (1 + cos(pi * t / 8)) / 2
+    expected = [1e-2 * (1 + math.cos(math.pi * t / 8)) / 2 for t in (4, 8)]
+    assert seen == pytest.approx(expected, abs=1e-12)
+
+
+def test_unknown_lr_schedule_is_refused():
+    with pytest.raises(ValueError, match="lr_schedule"):
+        Distiller(StudentMLP((8,)), lr_schedule="step")
