@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kdlab-installed
+# Tools that call other tools by name (nbgrader runs alembic) find the venv's first.
+export PATH := $(abspath $(BIN)):$(PATH)
 # Extra arguments: `make course FAST=1`, `make course ONLY=02`, `make test PYTEST_ARGS=-x`.
 FAST   ?=
 ONLY   ?=
