@@ -101,7 +101,7 @@ def hinton_student() -> MLP:
 
 
 @torch.no_grad()
-def logits_of(model: nn.Module, x: Tensor, batch_size: int = 1024) -> Tensor:
+def logits_of(model: nn.Module, x: Tensor, batch_size: int = 256) -> Tensor:
     """The model's logits for ``x`` in eval mode, computed in batches, on ``x``'s device."""
     was_training = model.training
     model.eval()

@@ -21,10 +21,12 @@ from kdlab.models import StudentMLP, TeacherCNN, logits_of
 __all__ = ["Splits", "mnist_family_splits", "trained_teacher", "train_student", "STUDENT_RECIPE"]
 
 # The soft-targets recipe for the MLP student, shared by notebook 02 and the benchmark.
+# Chosen on the validation set: with this CNN teacher, T = 1 or 2 with alpha = 0.5 beat
+# T = 4 with alpha = 0.1 (Hinton et al.: lower temperatures suit much smaller students).
 STUDENT_RECIPE = {
-    "epochs": 15,
-    "temperature": 4.0,
-    "alpha": 0.1,
+    "epochs": 20,
+    "temperature": 2.0,
+    "alpha": 0.5,
     "lr": 1e-3,
     "batch_size": 128,
     "lr_schedule": "cosine",
@@ -96,11 +98,12 @@ def trained_teacher(
 ) -> tuple[TeacherCNN, dict]:
     """The course's CNN teacher for ``splits``, trained once and then loaded from the cache.
 
-    Default schedule: 6 epochs of Adam (1 in fast mode). The info dict says whether it was
-    trained or loaded, and holds its validation and test accuracy.
+    Default schedule: 4 epochs of Adam with a cosine learning-rate decay (2 in fast mode),
+    about 2-3 minutes on a 2-core CPU. The info dict says whether it was trained or
+    loaded, and holds its validation and test accuracy.
     """
     fast = len(splits.train) <= sum(FAST_SIZES)
-    epochs = epochs or (2 if fast else 6)
+    epochs = epochs or (2 if fast else 4)
     config = {
         "data": splits.name,
         "source_synthetic": splits.synthetic,
@@ -110,10 +113,11 @@ def trained_teacher(
         "width": width,
         "lr": lr,
         "batch_size": batch_size,
+        "lr_schedule": "cosine",
     }
 
     def train(model: TeacherCNN) -> dict:
-        distiller = Distiller(model, lr=lr, seed=seed, device="cpu")
+        distiller = Distiller(model, lr=lr, lr_schedule="cosine", seed=seed, device="cpu")
         history = distiller.fit(
             splits.train.loader(batch_size, shuffle=True, seed=seed),
             epochs,
