@@ -319,7 +319,7 @@ def qparams_from_minmax(
     """Calibrate on the observed range: ``qparams_from_range(min(x), max(x))``.
 
     Per-tensor (``axis=None``) or per-channel: with ``axis=a`` each slice ``x.select(a, c)``
-    gets its own scale and zero point (Krishnamoorthi 2018, section 2.3: per-channel
+    gets its own scale and zero point (Krishnamoorthi 2018: per-channel
     weights recover most of the accuracy lost to per-tensor int8). This is PyTorch's
     ``MinMaxObserver`` / ``PerChannelMinMaxObserver`` for a single batch.
     """
@@ -364,7 +364,7 @@ def qparams_from_percentile(
 
     A few outliers stretch a min/max range and waste grid steps on values that almost never
     occur; clipping them trades a large error on the outliers for a finer step on
-    everything else (Krishnamoorthi 2018, section 3.4; Wu et al. 2020, "Integer
+    everything else (Krishnamoorthi 2018; Wu et al. 2020, "Integer
     Quantization for Deep Learning Inference", section 4.2).
     """
     x = _check_tensor("x", x)
