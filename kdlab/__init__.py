@@ -1,8 +1,8 @@
 """kdlab: the helper package of a course on knowledge distillation and model compression.
 
 One concept per module: ``losses``, ``distill``, ``models``, ``data``, ``bench``,
-``quantize``, ``prune``, ``metrics``, ``plots``, ``widgets``, ``cache``, ``recipes``,
-``report``, ``course`` and ``runtime``.
+``quantize``, ``quantize_flows``, ``prune``, ``metrics``, ``plots``, ``widgets``,
+``cache``, ``recipes``, ``report``, ``course`` and ``runtime``.
 """
 
 from kdlab.runtime import fast_mode, pick_device, seed_everything
