@@ -64,7 +64,7 @@ def run(data: str, seeds: list[int], fast: bool, epochs: int | None) -> dict:
                 "seed": seed,
                 **errors,
                 "gap_closed": gap,
-                "teacher": info["status"],
+                "teacher_status": info["status"],
                 "n_test": len(splits.test),
                 "seconds": time.perf_counter() - t0,
             }
@@ -135,12 +135,12 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true", help="small subsets: a smoke run")
     args = parser.parse_args()
     result = run(args.data, args.seeds, args.fast, args.epochs)
-    print()
-    print(report(result))
     RESULTS.mkdir(exist_ok=True)
     suffix = "_fast" if args.fast else ""
     out = RESULTS / f"soft_targets_{args.data}{suffix}.json"
-    out.write_text(json.dumps(result, indent=2))
+    out.write_text(json.dumps(result, indent=2))  # saved first: a report bug loses nothing
+    print()
+    print(report(result))
     print(f"\nsaved {out}")
 
 

@@ -1,0 +1,32 @@
+"""The benchmarks run end to end in fast mode and their reports hold what they measured."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_soft_targets_benchmark_runs_and_reports_its_own_numbers():
+    soft_targets = load("soft_targets")
+    result = soft_targets.run("fashion-mnist", [0, 1], fast=True, epochs=1)
+    rows = result["per_seed"]
+    assert [r["seed"] for r in rows] == [0, 1]
+    for r in rows:
+        assert all(isinstance(r[k], int) for k in ("teacher", "scratch", "distilled"))
+        expected = (r["scratch"] - r["distilled"]) / max(r["scratch"] - r["teacher"], 1)
+        assert r["gap_closed"] == expected
+    assert result["speedup_batch256"] > 0 and result["size_ratio"] > 1
+    text = soft_targets.report(result)
+    mean_teacher = sum(r["teacher"] for r in rows) / len(rows)
+    mean_gap = 100 * sum(r["gap_closed"] for r in rows) / len(rows)
+    assert f"| teacher | {mean_teacher:.1f} ±" in text
+    assert f"| gap closed % (mean ± sd) | {mean_gap:.1f} ±" in text
