@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
@@ -194,8 +194,3 @@ def compare_models(
         table[f"speedup@{b}"] = ref[f"ms@{b}"] / table[f"ms@{b}"]
     table.attrs["threads"] = threads or torch.get_num_threads()
     return table
-
-
-def latency_record(lat: Latency) -> dict:
-    """A plain dict of a :class:`Latency`, for tables and JSON."""
-    return asdict(lat) | {"median_ms": lat.median_ms}

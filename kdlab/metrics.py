@@ -8,25 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["accuracy", "evaluate", "confusion_matrix"]
-
-
-def accuracy(logits: Tensor, targets: Tensor) -> float:
-    """Share of rows whose arg-max logit is the target."""
-    if logits.shape[0] != targets.shape[0] or logits.shape[0] == 0:
-        raise ValueError(
-            f"need one target per row of logits, got {logits.shape[0]} rows and "
-            f"{targets.shape[0]} targets"
-        )
-    return float((logits.argmax(1) == targets).float().mean())
-
-
-def confusion_matrix(predictions: Tensor, targets: Tensor, num_classes: int) -> Tensor:
-    """``C[i, j]`` counts examples of true class i predicted as class j."""
-    index = targets.long() * num_classes + predictions.long()
-    return torch.bincount(index.flatten(), minlength=num_classes**2).reshape(
-        num_classes, num_classes
-    )
+__all__ = ["evaluate"]
 
 
 @torch.no_grad()

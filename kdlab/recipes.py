@@ -38,11 +38,13 @@ FAST_SIZES = (3000, 500, 1000)  # train, validation, test in fast mode
 
 @dataclass
 class Splits:
-    """Train, validation (held out from the official training set) and test sets."""
+    """Train, validation (held out from the official training set) and test sets;
+    ``fast`` says they are the small fast-mode subsets."""
 
     train: ImageSet
     val: ImageSet
     test: ImageSet
+    fast: bool = False
 
     @property
     def name(self) -> str:
@@ -83,7 +85,7 @@ def mnist_family_splits(
     val_idx, train_idx = order[:n_val], order[n_val:]
     train = ImageSet(full.x[train_idx], full.y[train_idx], full.name, full.classes, full.source)
     val = ImageSet(full.x[val_idx], full.y[val_idx], full.name, full.classes, full.source)
-    return Splits(train, val, test)
+    return Splits(train, val, test, fast)
 
 
 def trained_teacher(
@@ -102,8 +104,7 @@ def trained_teacher(
     about 2-3 minutes on a 2-core CPU. The info dict says whether it was trained or
     loaded, and holds its validation and test accuracy.
     """
-    fast = len(splits.train) <= sum(FAST_SIZES)
-    epochs = epochs or (2 if fast else 4)
+    epochs = epochs or (2 if splits.fast else 4)
     config = {
         "data": splits.name,
         "source_synthetic": splits.synthetic,
