@@ -6,7 +6,7 @@ generate_assignment``; the release must hold no solution and no hidden test; the
 untouched release (zero) and one submission per classic bug (exactly the test cell that
 guards against that bug loses its points, every other cell keeps them).
 
-A new assignment is one more entry in ``ASSIGNMENTS``.
+A new assignment is one more module in ``assignment_specs/`` (see its docstring).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 
 pytest.importorskip("nbgrader")
 
+from assignment_specs import Assignment, all_assignments  # noqa: E402
 from nbgrader_helpers import (  # noqa: E402
     cells_by_id,
     copy_course,
@@ -37,196 +38,7 @@ from nbgrader_helpers import (  # noqa: E402
 pytestmark = pytest.mark.nbgrader
 
 
-@dataclass(frozen=True)
-class Bug:
-    """A classic mistake: ``code`` replaces the solution region of solution cell ``cell``;
-    test cell ``loses`` must then score zero with an error that ``says`` what went wrong."""
-
-    student: str
-    cell: str
-    code: str
-    loses: str
-    says: str
-
-
-@dataclass(frozen=True)
-class Assignment:
-    name: str
-    points: tuple[tuple[str, float], ...]  # (test cell grade id, points), in notebook order
-    bugs: tuple[Bug, ...]
-
-    @property
-    def notebook(self) -> str:
-        return self.name
-
-
-A1_BUGS = (
-    Bug(
-        "bug-missing-t2",
-        "soft_target_loss",
-        """
-log_q = F.log_softmax(student_logits / T, dim=1)
-log_p = F.log_softmax(teacher_logits.detach() / T, dim=1)
-return F.kl_div(log_q, log_p, reduction="batchmean", log_target=True)
-""",
-        "test_soft_target_loss",
-        "missing T^2",
-    ),
-    Bug(
-        "bug-mean-not-batchmean",
-        "soft_target_loss",
-        """
-log_q = F.log_softmax(student_logits / T, dim=1)
-log_p = F.log_softmax(teacher_logits.detach() / T, dim=1)
-return F.kl_div(log_q, log_p, reduction="mean", log_target=True) * T**2
-""",
-        "test_soft_target_loss",
-        "'mean' instead of 'batchmean'",
-    ),
-    Bug(
-        "bug-kl-swapped",
-        "soft_target_loss",
-        """
-log_q = F.log_softmax(student_logits / T, dim=1)
-log_p = F.log_softmax(teacher_logits.detach() / T, dim=1)
-return F.kl_div(log_p, log_q, reduction="batchmean", log_target=True) * T**2
-""",
-        "test_soft_target_loss",
-        "KL arguments swapped",
-    ),
-    Bug(
-        "bug-alpha-on-soft",
-        "distillation_loss",
-        """
-hard = F.cross_entropy(student_logits, targets)
-soft = soft_target_loss(student_logits, teacher_logits, T)
-return (1 - alpha) * hard + alpha * soft
-""",
-        "test_distillation_loss",
-        "alpha applied to the wrong term",
-    ),
-    Bug(
-        "bug-teacher-train-mode",
-        "distillation_step",
-        """
-student.train()
-with torch.no_grad():
-    teacher_logits = teacher(x)
-loss = distillation_loss(student(x), teacher_logits, y, T, alpha)
-optimizer.zero_grad()
-loss.backward()
-optimizer.step()
-return loss.item()
-""",
-        "test_distillation_step",
-        "teacher left in train mode",
-    ),
-)
-
-
-A2_MASK = """
-k = {k}
-keep = torch.ones(weight.numel(), dtype=torch.bool)
-keep[torch.argsort(weight.abs().flatten(), descending={descending})[:k]] = False
-return keep.view_as(weight)
-"""
-
-A2_BUGS = (
-    Bug(
-        "bug-zero-point-not-rounded",
-        "scale_zero_point",
-        """
-lo, hi = min(float(x_min), 0.0), max(float(x_max), 0.0)
-scale = max((hi - lo) / (qmax - qmin), torch.finfo(torch.float32).eps)
-zero_point = qmin - lo / scale
-return scale, min(max(zero_point, qmin), qmax)
-""",
-        "test_scale_zero_point",
-        "zero point not rounded",
-    ),
-    Bug(
-        "bug-symmetric-full-range",
-        "symmetric_scale",
-        """
-return max(float(x.abs().max()) / 2 ** (bits - 1), torch.finfo(torch.float32).eps)
-""",
-        "test_symmetric_scale",
-        "wrong symmetric range",
-    ),
-    Bug(
-        "bug-no-clamping",
-        "quantize",
-        """
-return (torch.round(x / scale) + zero_point).to(torch.int64)
-""",
-        "test_quantize_dequantize",
-        "no clamping",
-    ),
-    Bug(
-        "bug-per-channel-wrong-axis",
-        "quantize_per_channel",
-        """
-return quantize(w, scales.reshape(-1, 1), zero_points.reshape(-1, 1), qmin, qmax)
-""",
-        "test_quantize_per_channel",
-        "per-channel along the wrong axis",
-    ),
-    Bug(
-        "bug-ste-blocks",
-        "fake_quantize",
-        """
-@staticmethod
-def forward(ctx, x, scale, zero_point, qmin, qmax):
-    return dequantize(quantize(x, scale, zero_point, qmin, qmax), scale, zero_point)
-
-@staticmethod
-def backward(ctx, grad_output):
-    return torch.zeros_like(grad_output), None, None, None, None
-""",
-        "test_fake_quantize",
-        "STE blocks the gradient",
-    ),
-    Bug(
-        "bug-mask-keeps-smallest",
-        "magnitude_mask",
-        A2_MASK.format(k="round(sparsity * weight.numel())", descending=True),
-        "test_magnitude_mask",
-        "mask keeps the smallest",
-    ),
-    Bug(
-        "bug-k-truncated",
-        "magnitude_mask",
-        A2_MASK.format(k="int(sparsity * weight.numel())", descending=False),
-        "test_magnitude_mask",
-        "sparsity off by the rounding of k",
-    ),
-)
-
-ASSIGNMENTS = [
-    Assignment(
-        "a1_soft_targets",
-        (
-            ("test_softmax_with_temperature", 2),
-            ("test_soft_target_loss", 4),
-            ("test_distillation_loss", 2),
-            ("test_distillation_step", 4),
-            ("test_distilled_student", 3),
-        ),
-        A1_BUGS,
-    ),
-    Assignment(
-        "a2_quantization_pruning",
-        (
-            ("test_scale_zero_point", 3),
-            ("test_symmetric_scale", 2),
-            ("test_quantize_dequantize", 3),
-            ("test_quantize_per_channel", 2),
-            ("test_fake_quantize", 3),
-            ("test_magnitude_mask", 2),
-        ),
-        A2_BUGS,
-    ),
-]
+ASSIGNMENTS = all_assignments()
 
 
 @dataclass
