@@ -7,9 +7,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kdlab-installed
 # Tools that call other tools by name (nbgrader runs alembic) find the venv's first.
 export PATH := $(abspath $(BIN)):$(PATH)
-# Extra arguments: `make course FAST=1`, `make course ONLY=02`, `make test PYTEST_ARGS=-x`.
+# Extra arguments: `make course FAST=1`, `make course ONLY=02`, `make test PYTEST_ARGS=-x`,
+# `make bench BENCH=compression` (one benchmark; default: all of benchmarks/*.py in turn).
 FAST   ?=
 ONLY   ?=
+BENCH  ?= $(basename $(notdir $(wildcard benchmarks/*.py)))
 PYTEST_ARGS ?=
 
 .PHONY: setup course test lab check bench clean-build lint
@@ -33,7 +35,7 @@ lab: setup
 	$(BIN)/jupyter lab --notebook-dir=course $(if $(shell [ "$$(id -u)" = 0 ] && echo root),--allow-root)
 
 bench: setup
-	$(BIN)/python benchmarks/soft_targets.py
+	set -e; for b in $(BENCH); do echo "== benchmarks/$$b.py"; $(BIN)/python benchmarks/$$b.py; done
 
 check: setup
 	$(BIN)/kdlab check
