@@ -1,0 +1,155 @@
+"""Benchmark: a good teacher is patient and consistent (Beyer et al. 2022), on a small
+transfer set of an MNIST-family data set, over several seeds and schedule lengths.
+
+The MLP student of notebook 02 is distilled from the course's cached CNN teacher, without
+labels (KL at T = 1), on random views of ``--n-train`` training images, with the teacher's
+targets made four ways (kdlab.function_matching.MODES: a fixed precomputed teacher,
+independent views, consistent views, consistent views + mixup), each at every schedule
+length in ``--epochs`` (a full cosine schedule each). Prints test accuracy (mean ± sd over
+seeds) per mode and schedule, the ranking per schedule and the seconds per epoch relative to
+the fixed teacher; saves them to ``benchmarks/results/patient_teacher_<data>.json``, which
+notebook 08 shows when it exists.
+
+    python benchmarks/patient_teacher.py                          # seeds 0 1 2, 4/16/64 epochs
+    python benchmarks/patient_teacher.py --fast --seeds 0 --epochs 1 2   # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from kdlab import recipes
+from kdlab.function_matching import MODES, distil_with_views
+from kdlab.metrics import evaluate
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def spread(values: list[float]) -> str:
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:.2f} ± {sd:.2f}"
+
+
+def run(data: str, seeds: list[int], schedules: list[int], n_train: int, fast: bool) -> dict:
+    start = time.perf_counter()
+    runs = []
+    for seed in seeds:
+        splits = recipes.mnist_family_splits(data, fast=fast, seed=seed)
+        teacher, info = recipes.trained_teacher(splits, seed=seed, verbose=False)
+        teacher_accuracy = evaluate(teacher, splits.test.loader(1000))["accuracy"]
+        train = splits.train.subset(n_train, seed=seed)
+        for epochs in schedules:
+            for mode in MODES:
+                t0 = time.perf_counter()
+                student, history = distil_with_views(
+                    teacher, train, splits.val, mode, epochs, seed=seed
+                )
+                seconds = time.perf_counter() - t0
+                runs.append(
+                    {
+                        "seed": seed,
+                        "epochs": epochs,
+                        "mode": mode,
+                        "test_accuracy": 100
+                        * evaluate(student, splits.test.loader(1000))["accuracy"],
+                        "val_accuracy": [100 * a for a in history["val_accuracy"]],
+                        "seconds_per_epoch": seconds / epochs,
+                    }
+                )
+                print(
+                    f"seed {seed} {epochs:>4} epochs {mode:<18} "
+                    f"test {runs[-1]['test_accuracy']:.2f} % ({seconds:.0f} s)",
+                    flush=True,
+                )
+    summary = []
+    for mode in MODES:
+        row: dict[str, object] = {"mode": mode}
+        for epochs in schedules:
+            accs = [r["test_accuracy"] for r in runs if r["mode"] == mode and r["epochs"] == epochs]
+            row[f"{epochs} epochs: mean %"] = statistics.fmean(accs)
+            row[f"{epochs} epochs: sd"] = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        summary.append(row)
+    return {
+        "data": splits.name,
+        "synthetic": splits.synthetic,
+        "seeds": seeds,
+        "schedules": schedules,
+        "n_train": len(train),
+        "teacher_test_accuracy": 100 * teacher_accuracy,
+        "teacher_status": info["status"],
+        "runs": runs,
+        "summary": summary,
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "wall_seconds": time.perf_counter() - start,
+        "fast": fast,
+    }
+
+
+def ranking(result: dict, epochs: int) -> list[str]:
+    """Modes from best to worst mean test accuracy at ``epochs``."""
+    key = f"{epochs} epochs: mean %"
+    return [row["mode"] for row in sorted(result["summary"], key=lambda r: -r[key])]
+
+
+def report(result: dict) -> str:
+    schedules, runs = result["schedules"], result["runs"]
+    lines = [
+        f"Patient and consistent teacher on {result['data']} ({result['n_train']} transfer "
+        f"images, {len(result['seeds'])} seeds, teacher {result['teacher_test_accuracy']:.2f} %, "
+        f"{result['machine']})",
+        "",
+        "| mode | "
+        + " | ".join(f"{e} epochs: test % (mean ± sd)" for e in schedules)
+        + " | s/epoch vs fixed |",
+        "|---|" + "---|" * len(schedules) + "---|",
+    ]
+
+    def per_epoch(mode: str) -> float:
+        return statistics.fmean(r["seconds_per_epoch"] for r in runs if r["mode"] == mode)
+
+    for mode in MODES:
+        cells = [
+            spread([r["test_accuracy"] for r in runs if r["mode"] == mode and r["epochs"] == e])
+            for e in schedules
+        ]
+        ratio = per_epoch(mode) / per_epoch("fixed")
+        lines.append(f"| {mode} | " + " | ".join(cells) + f" | {ratio:.1f}x |")
+    lines.append("")
+    for epochs in schedules:
+        lines.append(f"- ranking at {epochs} epochs: " + " > ".join(ranking(result, epochs)))
+    first, last = ranking(result, schedules[0]), ranking(result, schedules[-1])
+    changed = "changes" if first != last else "does not change"
+    lines.append(f"- the ranking {changed} between {schedules[0]} and {schedules[-1]} epochs")
+    lines.append(f"- wall time {result['wall_seconds']:.0f} s")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="fashion-mnist", choices=["fashion-mnist", "mnist"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, nargs="+", default=[4, 16, 64])
+    parser.add_argument("--n-train", type=int, default=5000, help="transfer-set size")
+    parser.add_argument("--fast", action="store_true", help="small subsets: a smoke run")
+    args = parser.parse_args()
+    n_train = min(args.n_train, 600) if args.fast else args.n_train
+    result = run(args.data, args.seeds, sorted(args.epochs), n_train, args.fast)
+    RESULTS.mkdir(exist_ok=True)
+    suffix = "_fast" if args.fast else ""
+    out = RESULTS / f"patient_teacher_{args.data}{suffix}.json"
+    out.write_text(json.dumps(result, indent=2))  # saved first: a report bug loses nothing
+    print()
+    print(report(result))
+    print(f"\nsaved {out}")
+
+
+if __name__ == "__main__":
+    main()
