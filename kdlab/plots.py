@@ -1,17 +1,29 @@
-"""Figures the course draws again and again: training curves and comparison bars."""
+"""Figures the course draws again and again: training curves, comparison bars, and for
+segmentation the predictions beside the truth and per-class precision-recall curves."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from kdlab.distill import History
+from kdlab.metrics import PRCurve
 
-__all__ = ["plot_histories", "plot_bars", "plot_softmax"]
+__all__ = [
+    "plot_histories",
+    "plot_bars",
+    "plot_softmax",
+    "plot_segmentation",
+    "plot_pr_curves",
+]
 
 
 def plot_histories(
@@ -80,3 +92,137 @@ def plot_softmax(
     ax.set_ylabel("probability")
     ax.legend()
     return ax
+
+
+def _display_image(image: np.ndarray) -> np.ndarray:
+    """(3, H, W) to (H, W, 3) in [0, 1]: uint8 divided by 255, standardised floats
+    stretched to their own range (the colours are for looking, not for measuring)."""
+    image = np.asarray(image).transpose(1, 2, 0)
+    if image.dtype == np.uint8:
+        return image / 255.0
+    image = image.astype(np.float64)
+    if image.min() < 0 or image.max() > 1:
+        low, high = image.min(), image.max()
+        image = (image - low) / max(high - low, 1e-12)
+    return image
+
+
+def _colour_labels(labels: np.ndarray, colours: np.ndarray, ignore_index: int) -> np.ndarray:
+    labels = np.asarray(labels).astype(np.int64)
+    out = np.zeros((*labels.shape, 3))  # ignored pixels stay black
+    known = labels != ignore_index
+    if known.any() and (labels[known].min() < 0 or labels[known].max() >= len(colours)):
+        raise ValueError(
+            f"labels must be class indices in [0, {len(colours) - 1}] or ignore_index="
+            f"{ignore_index}, got values in [{labels[known].min()}, {labels[known].max()}]"
+        )
+    out[known] = colours[labels[known]]
+    return out
+
+
+def plot_segmentation(
+    images: torch.Tensor | np.ndarray,
+    truth: torch.Tensor | np.ndarray,
+    predictions: Mapping[str, torch.Tensor | np.ndarray],
+    palette: Sequence[Sequence[float]],
+    *,
+    class_names: Sequence[str] | None = None,
+    ignore_index: int = 255,
+    alpha: float = 1.0,
+    size: float = 2.2,
+) -> Figure:
+    """One row per image: the image, the true mask, then one mask per model.
+
+    ``images`` is ``(N, 3, H, W)`` (uint8 or float), ``truth`` and each prediction are class
+    maps ``(N, H, W)``; ``palette`` gives each class's RGB colour (0-255 or 0-1). Ignored
+    pixels are black. ``alpha < 1`` blends the masks over the image.
+    """
+    images = images.cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    truth = truth.cpu().numpy() if isinstance(truth, torch.Tensor) else np.asarray(truth)
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must have shape (N, 3, H, W), got {images.shape}")
+    if truth.shape != (images.shape[0], *images.shape[2:]):
+        raise ValueError(
+            f"truth must have shape {(images.shape[0], *images.shape[2:])} to match the "
+            f"images, got {truth.shape}"
+        )
+    if not 0 < alpha <= 1:
+        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+    maps = {"truth": truth}
+    for name, pred in predictions.items():
+        pred = pred.cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred)
+        if pred.shape != truth.shape:
+            raise ValueError(
+                f"prediction {name!r} has shape {pred.shape}, expected {truth.shape}; pass "
+                "class maps (logits.argmax(1))"
+            )
+        maps[name] = pred
+    colours = np.asarray(palette, dtype=np.float64)
+    if colours.ndim != 2 or colours.shape[1] != 3:
+        raise ValueError(f"palette must be a sequence of RGB triples, got shape {colours.shape}")
+    if colours.max() > 1:
+        colours = colours / 255.0
+    n, cols = len(images), 1 + len(maps)
+    fig, axes = plt.subplots(n, cols, figsize=(size * cols, size * n), squeeze=False)
+    for i in range(n):
+        picture = _display_image(images[i])
+        axes[i][0].imshow(picture)
+        for j, mask in enumerate(maps.values(), start=1):
+            coloured = _colour_labels(mask[i], colours, ignore_index)
+            axes[i][j].imshow(alpha * coloured + (1 - alpha) * picture)
+    for j, title in enumerate(["image", *maps]):
+        axes[0][j].set_title(title)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    names = class_names or [str(c) for c in range(len(colours))]
+    handles = [Patch(color=c, label=name) for c, name in zip(colours, names, strict=True)]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+    fig.tight_layout(rect=(0, 0.3 / n, 1, 1))
+    return fig
+
+
+def plot_pr_curves(
+    curves: Mapping[str, Sequence[PRCurve]],
+    class_names: Sequence[str] | None = None,
+    *,
+    cols: int = 3,
+) -> Figure:
+    """One panel per class, one precision-recall curve per model, AP in the legend.
+
+    ``curves`` maps a model's name to its per-class :class:`kdlab.metrics.PRCurve` list
+    (from :func:`kdlab.metrics.evaluate_segmentation` with ``pr_thresholds``). Thresholds
+    at which a model predicts no pixel (precision undefined) are left out of the line.
+    """
+    if not curves:
+        raise ValueError("curves is empty; pass a dict of model name -> list of PRCurve")
+    counts = {name: len(c) for name, c in curves.items()}
+    if len(set(counts.values())) != 1:
+        raise ValueError(f"every model needs one curve per class, got {counts}")
+    n_classes = next(iter(counts.values()))
+    names = list(class_names) if class_names is not None else [str(c) for c in range(n_classes)]
+    if len(names) != n_classes:
+        raise ValueError(f"{len(names)} class names for {n_classes} classes")
+    rows = math.ceil(n_classes / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.2 * rows), squeeze=False)
+    for c, ax in enumerate(axes.flat):
+        if c >= n_classes:
+            ax.set_visible(False)
+            continue
+        for model, model_curves in curves.items():
+            curve = model_curves[c]
+            keep = ~torch.isnan(curve.precision)
+            ax.plot(
+                curve.recall[keep].numpy(),
+                curve.precision[keep].numpy(),
+                label=f"{model} (AP {curve.average_precision:.2f})",
+            )
+        ax.set_title(f"{names[c]} ({model_curves[c].support:,} px)")
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

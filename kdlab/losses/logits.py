@@ -1,7 +1,9 @@
-"""Logit distillation: soft targets at a temperature (Hinton et al. 2015)."""
+"""Logit distillation: soft targets at a temperature (Hinton et al. 2015) and decoupled KD
+(Zhao et al. 2022)."""
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -11,6 +13,7 @@ __all__ = [
     "softmax_with_temperature",
     "soft_target_loss",
     "distillation_loss",
+    "decoupled_kd_loss",
 ]
 
 
@@ -67,3 +70,52 @@ def distillation_loss(
     _check_targets(targets, student_logits)
     hard = F.cross_entropy(student_logits, targets.long())
     return alpha * hard + (1 - alpha) * soft
+
+
+def decoupled_kd_loss(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    targets: Tensor,
+    alpha: float = 1.0,
+    beta: float = 8.0,
+    temperature: float = 4.0,
+) -> Tensor:
+    """Decoupled KD: ``alpha * TCKD + beta * NCKD`` (Zhao et al. 2022, "Decoupled Knowledge
+    Distillation", eq. 1-7), both batch means scaled by ``T^2``.
+
+    With ``p_t`` the probability of the true class at temperature T,
+    ``TCKD = KL([p_t^T, 1 - p_t^T] || [p_t^S, 1 - p_t^S])`` (binary: target vs the rest) and
+    ``NCKD = KL(p_hat^T || p_hat^S)`` over the non-target classes, renormalised among
+    themselves. Plain KD is ``TCKD + (1 - p_t^T) NCKD``: DKD frees NCKD from that weight,
+    which is small exactly when the teacher is confident. Logits are (batch, classes);
+    paper defaults ``alpha=1, beta=8, T=4``; add the cross-entropy yourself.
+    """
+    _check_temperature(temperature)
+    for name, value in (("alpha", alpha), ("beta", beta)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"{name} must be a number >= 0 (weight of its term), got {value!r}")
+    _check_pair(student_logits, teacher_logits)
+    if student_logits.dim() != 2 or student_logits.shape[1] < 3:
+        raise ValueError(
+            "decoupled_kd_loss needs logits of shape (batch, classes) with at least 3 classes, "
+            f"got {tuple(student_logits.shape)}"
+        )
+    _check_targets(targets, student_logits)
+    batch, classes = student_logits.shape
+    target_mask = F.one_hot(targets.long(), classes).bool()
+
+    def split(logits: Tensor) -> tuple[Tensor, Tensor]:
+        """Binary log-probabilities [log p_t, log(1 - p_t)] and log p_hat over non-targets."""
+        z = logits / temperature
+        log_all = torch.logsumexp(z, dim=1)
+        others = z[~target_mask].view(batch, classes - 1)
+        log_rest = torch.logsumexp(others, dim=1)
+        binary = torch.stack([z[target_mask] - log_all, log_rest - log_all], dim=1)
+        return binary, others - log_rest[:, None]
+
+    def kl(log_p: Tensor, log_q: Tensor) -> Tensor:
+        return (log_p.exp() * (log_p - log_q)).sum() / batch * temperature**2
+
+    binary_s, hat_s = split(student_logits)
+    binary_t, hat_t = split(teacher_logits.detach())
+    return alpha * kl(binary_t, binary_s) + beta * kl(hat_t, hat_s)
