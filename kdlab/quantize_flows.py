@@ -268,12 +268,16 @@ def prepare_qat(model: nn.Module, example_input: Tensor) -> nn.Module:
     CPU for a few steps with any training loop (e.g. :class:`kdlab.distill.Distiller`
     with a small learning rate), then call :func:`convert_qat`.
 
+    Every parameter of the copy requires gradients, even where ``model``'s do not (a model
+    that served as a :class:`~kdlab.distill.Distiller` teacher is frozen); to fine-tune only
+    some layers, freeze the others in the prepared model.
+
     Library call: ``torch.ao.quantization.quantize_fx.prepare_qat_fx``, deprecated (FX
     graph mode); the successor is torchao's ``prepare_qat_pt2e``.
     """
     model = _check_model(model)
     example = _check_input("example_input", example_input)
-    float_model = copy.deepcopy(model).train()
+    float_model = copy.deepcopy(model).train().requires_grad_(True)
     backend = _backend()
     with _quiet(), _engine(backend):
         from torch.ao.quantization import get_default_qat_qconfig_mapping

@@ -224,6 +224,18 @@ def test_prepare_and_convert_qat_leave_their_inputs_alone():
         qf.qat(model, None, TEST_INPUT[:2])
 
 
+def test_prepare_qat_trains_a_frozen_teacher():
+    teacher = make_model("cnn").requires_grad_(False)  # as Distiller leaves its teacher
+    prepared = quietly(qf.prepare_qat, teacher, TEST_INPUT[:2])
+    assert all(p.requires_grad for p in prepared.parameters()), "the copy stayed frozen"
+    assert not any(p.requires_grad for p in teacher.parameters()), "the input was unfrozen"
+    before = {k: v.clone() for k, v in prepared.state_dict().items()}
+    distiller = Distiller(prepared, lr=1e-3, device="cpu")
+    distiller.train_step(CALIBRATION[0], torch.zeros(len(CALIBRATION[0]), dtype=torch.long))
+    changed = [k for k, v in prepared.state_dict().items() if not torch.equal(v, before[k])]
+    assert any(k.endswith("weight") for k in changed), "no weight was trained"
+
+
 @pytest.mark.skipif(
     "qnnpack" not in torch.backends.quantized.supported_engines, reason="needs two engines"
 )
