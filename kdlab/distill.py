@@ -90,6 +90,11 @@ class Distiller:
     ):
         if teacher is student:
             raise ValueError("teacher and student are the same module; pass two models")
+        if not any(p.requires_grad for p in student.parameters()):
+            raise ValueError(
+                "the student has no trainable parameters (requires_grad is False everywhere: "
+                "was it frozen as a teacher before?); call student.requires_grad_(True) first"
+            )
         if not math.isfinite(temperature) or temperature <= 0:
             raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
         if not 0 <= alpha <= 1:

@@ -234,3 +234,9 @@ def test_cosine_schedule_decays_the_learning_rate_to_zero_over_fit():
 def test_unknown_lr_schedule_is_refused():
     with pytest.raises(ValueError, match="lr_schedule"):
         Distiller(StudentMLP((8,)), lr_schedule="step")
+
+
+def test_a_frozen_student_is_refused_with_the_fix():
+    student = StudentMLP().requires_grad_(False)
+    with pytest.raises(ValueError, match=r"requires_grad_\(True\)"):
+        Distiller(student)
