@@ -10,7 +10,7 @@ seeds) per mode and schedule, the ranking per schedule and the seconds per epoch
 the fixed teacher; saves them to ``benchmarks/results/patient_teacher_<data>.json``, which
 notebook 08 shows when it exists.
 
-    python benchmarks/patient_teacher.py                  # 2,000 images, seeds 0 1 2, 4/16/64 epochs
+    python benchmarks/patient_teacher.py         # 2,000 images, seeds 0 1 2, 4/16/64 epochs
     python benchmarks/patient_teacher.py --fast --seeds 0 --epochs 1 2   # a smoke run
 """
 
