@@ -10,11 +10,12 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Extra arguments: `make course FAST=1`, `make course ONLY=02`, `make test PYTEST_ARGS=-x`,
 # `make bench BENCH=compression` (one benchmark; default: all of benchmarks/*.py in turn).
 FAST   ?=
+WORKERS ?= 2
 ONLY   ?=
 BENCH  ?= $(basename $(notdir $(wildcard benchmarks/*.py)))
 PYTEST_ARGS ?=
 
-.PHONY: setup course test lab check bench clean-build lint
+.PHONY: setup course test lab check bench clean-build lint release selfcheck grade
 
 setup: $(STAMP)
 
@@ -36,6 +37,17 @@ lab: setup
 
 bench: setup
 	set -e; for b in $(BENCH); do echo "== benchmarks/$$b.py"; $(BIN)/python benchmarks/$$b.py; done
+
+# Instructor shortcuts (see assignments/README.md): release every assignment, check that
+# reference solutions get full marks and untouched releases zero, autograde collected work.
+release: setup
+	$(BIN)/kdlab release
+
+selfcheck: setup
+	$(BIN)/kdlab selfcheck --workers $(WORKERS)
+
+grade: setup
+	$(BIN)/kdlab autograde --workers $(WORKERS)
 
 check: setup
 	$(BIN)/kdlab check

@@ -23,3 +23,9 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # cell has to train it.
 c.Execute.timeout = 600
 c.Execute.interrupt_on_timeout = True
+# After a cell's reply its last output may take a while to arrive on a busy machine; with
+# nbgrader's 4 s a correct submission failed as a whole ("Timeout waiting for IOPub output").
+c.Execute.iopub_timeout = 60
+
+# A test cell that a student deleted is put back (and graded) instead of being skipped.
+c.OverwriteCells.add_missing_cells = True

@@ -1,4 +1,6 @@
-"""The ``kdlab`` command line: ``kdlab course`` runs the course, ``kdlab check`` the set-up."""
+"""The ``kdlab`` command line: ``kdlab course`` runs the course, ``kdlab check`` the set-up;
+``release``, ``selfcheck``, ``collect``, ``autograde``, ``feedback`` and ``export`` are the
+instructor's workflow (assignments/README.md)."""
 
 from __future__ import annotations
 
@@ -33,6 +35,138 @@ def _check(_: argparse.Namespace) -> int:
     return 0
 
 
+def _limits(args: argparse.Namespace):
+    from kdlab.sandbox import Limits
+
+    return Limits(
+        cell_seconds=args.cell_timeout,
+        notebook_seconds=args.notebook_timeout,
+        memory_mb=args.memory_mb,
+    )
+
+
+def _sandbox_report():
+    from kdlab.sandbox import probe
+
+    caps = probe()
+    for line in caps.enforced():
+        print(f"enforced: {line}")
+    for line in caps.warnings():
+        print(f"WARNING: not enforced: {line}", file=sys.stderr)
+    return caps
+
+
+def _print_results(results) -> int:
+    for r in results:
+        grade = f"{r.score:g} / {r.max_score:g}" if r.error == "" else "ERROR"
+        print(f"{r.assignment:28s} {r.student:20s} {grade:12s} {r.seconds:6.1f} s  {r.error}")
+    return 1 if any(r.error for r in results) else 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    from kdlab.instructor import release
+
+    leaks = release(Path(args.course), args.assignments or None)
+    for name, found in leaks.items():
+        print(f"{name}: " + ("clean" if not found else f"{len(found)} leaks"))
+        for leak in found:
+            print(f"  {leak}")
+    return 1 if any(leaks.values()) else 0
+
+
+def _selfcheck(args: argparse.Namespace) -> int:
+    from kdlab.instructor import selfcheck
+
+    caps = _sandbox_report()
+    rows = selfcheck(
+        Path(args.course),
+        args.assignments or None,
+        workers=args.workers,
+        limits=_limits(args),
+        caps=caps,
+    )
+    for assignment, student, score, max_score, verdict in rows:
+        print(f"{assignment:28s} {student:10s} {score} / {max_score}  {verdict}")
+    return 0 if all(row[4] == "ok" for row in rows) else 1
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from kdlab.instructor import collect
+
+    report = collect(Path(args.course), Path(args.source))
+    print(f"collected {len(report.collected)} submissions")
+    for name, reason in report.rejected:
+        print(f"REJECTED {name}: {reason}", file=sys.stderr)
+    return 1 if report.rejected else 0
+
+
+def _autograde(args: argparse.Namespace) -> int:
+    from kdlab.instructor import autograde, check_gradebook, write_report
+
+    caps = _sandbox_report()
+    course = Path(args.course)
+    results = autograde(
+        course,
+        args.assignments or None,
+        students=args.student or None,
+        workers=args.workers,
+        limits=_limits(args),
+        caps=caps,
+    )
+    status = _print_results(results)
+    write_report(results, course / "grading_report.csv")
+    print(f"report: {course / 'grading_report.csv'}")
+    problems = check_gradebook(course)
+    for problem in problems:
+        print(f"GRADEBOOK: {problem}", file=sys.stderr)
+    return 1 if problems else status
+
+
+def _feedback(args: argparse.Namespace) -> int:
+    from kdlab.instructor import feedback
+
+    feedback(Path(args.course), args.assignments or None)
+    print(f"feedback pages are in {Path(args.course) / 'feedback'}/")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from kdlab.instructor import export_grades
+
+    export_grades(Path(args.course), Path(args.csv))
+    print(f"grades written to {args.csv}")
+    return 0
+
+
+def _instructor(sub) -> None:
+    def command(name: str, func, help: str, assignments: bool = True):
+        parser = sub.add_parser(name, help=help)
+        parser.add_argument("--course", default="assignments", help="the nbgrader course root")
+        if assignments:
+            parser.add_argument("assignments", nargs="*", help="default: every assignment")
+        parser.set_defaults(func=func)
+        return parser
+
+    def grading(parser) -> None:
+        parser.add_argument("--workers", type=int, default=1, help="submissions graded at once")
+        parser.add_argument("--cell-timeout", type=int, default=600, help="seconds per cell")
+        parser.add_argument(
+            "--notebook-timeout", type=int, default=1800, help="wall seconds per submission"
+        )
+        parser.add_argument("--memory-mb", type=int, default=6144, help="memory per kernel")
+
+    command("release", _release, "generate every release and check it leaks nothing")
+    grading(command("selfcheck", _selfcheck, "reference solutions full marks, releases zero"))
+    collect = command("collect", _collect, "copy <student>_<assignment>.ipynb files", False)
+    collect.add_argument("source", help="a folder or a zip archive of submissions")
+    autograde = command("autograde", _autograde, "grade submissions in parallel, sandboxed")
+    autograde.add_argument("--student", action="append", help="grade only this student")
+    grading(autograde)
+    command("feedback", _feedback, "one HTML feedback page per graded submission")
+    export = command("export", _export, "write the gradebook's grades to a CSV file", False)
+    export.add_argument("csv", help="the CSV file to write, e.g. grades.csv")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kdlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -44,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     course.set_defaults(func=_course)
     check = sub.add_parser("check", help="print versions, device and which data sets are found")
     check.set_defaults(func=_check)
+    _instructor(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 
