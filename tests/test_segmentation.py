@@ -1,6 +1,7 @@
 """kdlab.segmentation: U-Net shapes and checks, the slim student's size, the distiller."""
 
 import copy
+import statistics
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ import torch.nn.functional as F
 
 from kdlab.bench import count_parameters, flops
 from kdlab.losses import pixel_distillation_loss
-from kdlab.segmentation import SegmentationDistiller, SlimUNet, UNet
+from kdlab.segmentation import SegmentationDistiller, SlimUNet, UNet, median_frequency_weights
 
 IGNORE = 255
 
@@ -64,13 +65,18 @@ def test_bad_arguments(kwargs):
         UNet(**kwargs)
 
 
-def test_student_is_much_smaller_and_cheaper_than_the_teacher():
-    teacher, student = UNet(), SlimUNet()
+@pytest.mark.parametrize("kwargs", [{}, {"base": 8, "separable": True}])
+def test_student_is_much_smaller_and_cheaper_than_the_teacher(kwargs):
+    teacher, student = UNet(), SlimUNet(**kwargs)
     assert count_parameters(student) <= 0.25 * count_parameters(teacher)
     assert flops(student, (3, 64, 64)) <= 0.25 * flops(teacher, (3, 64, 64))
-    # depthwise-separable convolutions: a 3x3 depthwise filter per channel
-    depthwise = [m for m in student.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
-    assert depthwise and all(m.groups == m.in_channels == m.out_channels for m in depthwise)
+    convs = [m for m in student.modules() if isinstance(m, torch.nn.Conv2d)]
+    depthwise = [m for m in convs if m.groups > 1]
+    if kwargs.get("separable"):  # a 3x3 depthwise filter per channel
+        assert depthwise and all(m.groups == m.in_channels == m.out_channels for m in depthwise)
+    else:  # a quarter of the teacher's channels, plain convolutions
+        assert not depthwise
+        assert convs[0].out_channels == teacher.stem[0][0].out_channels // 4
 
 
 def models(classes=3, seed=0):
@@ -142,3 +148,77 @@ def test_distiller_arguments():
         SegmentationDistiller(student, teacher, num_classes=1)
     with pytest.raises(ValueError, match="temperature"):
         SegmentationDistiller(student, teacher, num_classes=3, temperature=0)
+
+
+def reference_median_frequency(labels, classes, ignore=IGNORE):
+    """Eigen and Fergus's weights written out image by image with Python numbers."""
+    pixels, image_pixels = [0] * classes, [0] * classes
+    for image in labels.tolist():
+        flat = [v for row in image for v in row if v != ignore]
+        for c in set(flat):
+            pixels[c] += flat.count(c)
+            image_pixels[c] += len(flat)
+    frequency = {c: pixels[c] / image_pixels[c] for c in range(classes) if pixels[c]}
+    median = statistics.median(frequency.values())
+    return [median / frequency[c] if c in frequency else 0.0 for c in range(classes)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_median_frequency_weights_match_the_formula(seed):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 4, (6, 5, 7), generator=g)
+    labels[labels == 3] = torch.randint(0, 2, (int((labels == 3).sum()),), generator=g)
+    labels[0, 0, :3] = 3  # a rare class, in one image only
+    labels[1:3, 2] = IGNORE
+    labels[4] = 2  # an image of one class
+    weights = median_frequency_weights(labels, num_classes=5)
+    expected = reference_median_frequency(labels, 5)
+    assert weights.tolist() == pytest.approx(expected, rel=1e-6)
+    assert weights[4] == 0  # absent class
+    assert weights[3] == max(weights)  # the rarest class weighs most
+
+
+def test_median_frequency_weights_arguments():
+    with pytest.raises(ValueError, match="num_classes"):
+        median_frequency_weights(torch.zeros(2, 4, 4, dtype=torch.long), 1)
+    with pytest.raises(ValueError, match="class 7, outside 0..5"):
+        median_frequency_weights(torch.full((1, 4, 4), 7), 6)
+    with pytest.raises(ValueError, match="every pixel"):
+        median_frequency_weights(torch.full((1, 4, 4), IGNORE), 6)
+    with pytest.raises(ValueError, match="class maps"):
+        median_frequency_weights(torch.zeros(4), 6)
+
+
+def test_class_weights_weigh_the_cross_entropy_by_true_class():
+    teacher, student = models(seed=3)
+    weights = [0.5, 2.0, 3.0]
+    distiller = SegmentationDistiller(
+        student, teacher, num_classes=3, alpha=0.4, temperature=2.0, class_weights=weights
+    )
+    x, y = tiny_batch(seed=3)
+    _, parts = distiller.loss_parts(x, y)
+    with torch.no_grad():
+        s, t = student(x).double(), teacher(x).double()
+    valid = y != IGNORE
+    truth = y.clamp(max=2)
+    nll = -torch.log_softmax(s, 1).gather(1, truth.unsqueeze(1)).squeeze(1)
+    w = torch.tensor(weights, dtype=torch.float64)[truth]
+    ce = (w * nll)[valid].sum() / w[valid].sum()
+    kd = pixel_distillation_loss(s, t, 2.0, y)  # the KD term is not weighted
+    assert float(parts["hard_loss"].detach()) == pytest.approx(float(ce), rel=1e-5)
+    assert float(parts["loss"].detach()) == pytest.approx(float(0.4 * ce + 0.6 * kd), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ([1.0, 2.0], "3 finite numbers"),
+        ([1.0, float("nan"), 1.0], "finite"),
+        ([0, 0, 0], "not all 0"),
+        ([1.0, -1.0, 1.0], ">= 0"),
+    ],
+)
+def test_class_weights_are_checked(weights, message):
+    _, student = models()
+    with pytest.raises(ValueError, match=message):
+        SegmentationDistiller(student, None, num_classes=3, class_weights=weights)
