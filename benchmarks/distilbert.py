@@ -1,0 +1,273 @@
+"""Benchmark: DistilBERT-style distillation on SST-2, over several seeds (Sanh et al. 2019).
+
+For each seed, with notebook 06's recipe (:data:`kdlab.bert.RECIPE`): the BERT teacher
+(MLM pre-training then fine-tuning, cached), the student made of every other teacher
+layer and trained on the triple loss (soft targets, hard labels, cosine on hidden
+states), and the same student architecture from a random initialisation trained on the
+hard labels only. Prints SST-2 dev accuracy (mean and spread), the share of the teacher's
+accuracy each student retains, the parameter ratio, the latency ratio at batch 1 and 32
+(sequences of 64 tokens; medians over rounds that time teacher and student in turn) and the wall
+time, then the goals, met or NOT met from these measurements; saves everything to
+``benchmarks/results/distilbert_sst2.json`` first.
+
+    python benchmarks/distilbert.py                        # SST-2, seeds 0 1
+    python benchmarks/distilbert.py --seeds 0 1 2
+    python benchmarks/distilbert.py --fast --seeds 0       # a smoke run in seconds
+
+SST-2 is read from ``$KDLAB_DATA/sst2``; ``--fast`` falls back to a synthetic set when it
+is missing (the report then says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from kdlab import bench
+from kdlab.bert import (
+    FAST_RECIPE,
+    RECIPE,
+    RandomTokens,
+    bert_config,
+    distil,
+    evaluate_classifier,
+    fine_tune,
+    random_student,
+    student_from_teacher,
+    trained_teacher,
+)
+from kdlab.text import MAX_LENGTH, encode, load_sst2, wordpiece_tokenizer
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MODELS = ("teacher", "student", "random_student")
+LABELS = {
+    "teacher": "teacher (MLM + fine-tuning)",
+    "student": "student (layer copy + triple loss)",
+    "random_student": "student (random init, hard labels)",
+}
+BATCHES = (1, 32)
+GOALS = {"retention": 97.0, "speedup": 1.8, "margin_points": 2.0}
+FAST_EVAL = 200  # dev sentences in fast mode
+
+
+def spread(values: list[float]) -> str:
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:.1f} ± {sd:.1f}"
+
+
+def mean(values: list[float]) -> float:
+    return statistics.fmean(values)
+
+
+def run(seeds: list[int], fast: bool = False) -> dict:
+    """Train and measure the three models for each seed; return every number measured."""
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be a non-empty list of distinct ints, got {seeds!r}")
+    start = time.perf_counter()
+    load_before = os.getloadavg()
+    recipe = FAST_RECIPE if fast else RECIPE
+    train_all = load_sst2("train", synthetic_fallback=fast)
+    dev_set = load_sst2("dev", synthetic_fallback=fast, limit=FAST_EVAL if fast else None)
+    tokenizer, _ = wordpiece_tokenizer(
+        train_all.sentences, vocab_size=recipe["vocab_size"], verbose=False
+    )
+    dev = encode(tokenizer, dev_set, MAX_LENGTH)
+    config = bert_config(len(tokenizer), max_length=MAX_LENGTH, **recipe["teacher"])
+    schedule = {"epochs": recipe["epochs"], "batch_size": recipe["batch_size"], "lr": recipe["lr"]}
+    per_seed = []
+    for seed in seeds:
+        t0 = time.perf_counter()
+        # The seed picks the labelled and unlabelled subsets as well as the initialisations.
+        train = encode(tokenizer, train_all.subset(recipe["train_sentences"], seed=seed))
+        mlm = encode(tokenizer, train_all.subset(recipe["mlm_sentences"], seed=seed + 1))
+        teacher, info = trained_teacher(
+            config,
+            train,
+            tokenizer=tokenizer,
+            mlm_data=mlm,
+            mlm_epochs=recipe["mlm_epochs"],
+            mlm_lr=recipe["mlm_lr"],
+            seed=seed,
+            verbose=False,
+            **schedule,
+        )
+        seconds = {"teacher": info["train_seconds"]}
+        student = student_from_teacher(teacher)
+        t = time.perf_counter()
+        distil(student, teacher, train, seed=seed, **schedule, **recipe["triple"])
+        seconds["student"] = time.perf_counter() - t
+        scratch = random_student(teacher, config.num_hidden_layers // 2, seed=seed)
+        t = time.perf_counter()
+        fine_tune(scratch, train, seed=seed, **schedule)
+        seconds["random_student"] = time.perf_counter() - t
+        models = {"teacher": teacher, "student": student, "random_student": scratch}
+        accuracy = {k: evaluate_classifier(m, dev)["accuracy"] for k, m in models.items()}
+        row = {
+            "seed": seed,
+            "dev_accuracy": accuracy,
+            "retention": {k: accuracy[k] / accuracy["teacher"] for k in MODELS[1:]},
+            "teacher_status": info["status"],
+            "train_seconds": seconds,
+            "seconds": time.perf_counter() - t0,
+        }
+        per_seed.append(row)
+        print(
+            f"seed {seed}: dev accuracy "
+            + ", ".join(f"{k} {100 * v:.1f}%" for k, v in accuracy.items())
+            + f" (teacher {info['status']}; {row['seconds']:.0f} s)",
+            flush=True,
+        )
+    latency = side_by_side(
+        {"teacher": RandomTokens(teacher), "student": RandomTokens(student)},
+        rounds=3 if fast else 7,
+        min_run_time=0.05 if fast else 0.2,
+    )
+    params = {
+        "teacher": bench.count_parameters(teacher),
+        "student": bench.count_parameters(student),
+    }
+    result = {
+        "data": train_all.name,
+        "synthetic": train_all.synthetic,
+        "n_dev": len(dev_set),
+        "seeds": seeds,
+        "recipe": recipe,
+        "per_seed": per_seed,
+        "parameters": params,
+        "parameter_ratio": params["student"] / params["teacher"],
+        "latency_ms": latency,
+        "speedup": {
+            f"batch{b}": latency["teacher"][f"batch{b}"] / latency["student"][f"batch{b}"]
+            for b in BATCHES
+        },
+        "threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "load_average": {"start": load_before[0], "end": os.getloadavg()[0]},
+        "wall_seconds": time.perf_counter() - start,
+        "fast": fast,
+    }
+    result["goals"] = goals(result)
+    return result
+
+
+def side_by_side(
+    models: dict[str, torch.nn.Module], rounds: int, min_run_time: float
+) -> dict[str, dict[str, float]]:
+    """Median latency (ms) per model and batch size over ``rounds`` rounds that time every
+    model in turn (:func:`kdlab.bench.latency`), so a change of load on a shared machine
+    hits all models alike and cancels in the ratios."""
+    times: dict[str, dict[str, list[float]]] = {
+        m: {f"batch{b}": [] for b in BATCHES} for m in models
+    }
+    for _ in range(rounds):
+        for b in BATCHES:
+            for name, model in models.items():
+                lat = bench.latency(model, (MAX_LENGTH,), b, min_run_time=min_run_time)
+                times[name][f"batch{b}"].append(lat.median_ms)
+    return {m: {k: statistics.median(v) for k, v in per.items()} for m, per in times.items()}
+
+
+def goals(result: dict) -> list[dict]:
+    """The issue's goals judged from the measurements (means over the seeds)."""
+    rows = result["per_seed"]
+    acc = {k: 100 * mean([r["dev_accuracy"][k] for r in rows]) for k in MODELS}
+    retention = 100 * acc["student"] / acc["teacher"]
+    margin = acc["student"] - acc["random_student"]
+    out = [
+        {
+            "id": "retention",
+            "goal": f"student keeps >= {GOALS['retention']:.0f}% of the teacher's dev accuracy",
+            "measured": f"{retention:.1f}%",
+            "met": retention >= GOALS["retention"],
+        }
+    ]
+    for b in BATCHES:
+        speedup = result["speedup"][f"batch{b}"]
+        out.append(
+            {
+                "id": f"speedup_batch{b}",
+                "goal": f"student >= {GOALS['speedup']}x faster at batch {b}",
+                "measured": f"{speedup:.2f}x",
+                "met": speedup >= GOALS["speedup"],
+            }
+        )
+    out.append(
+        {
+            "id": "beats_random_init",
+            "goal": f"student beats the random-init student by >= {GOALS['margin_points']:.0f} "
+            "points of dev accuracy",
+            "measured": f"{margin:+.1f} points",
+            "met": margin >= GOALS["margin_points"],
+        }
+    )
+    return out
+
+
+def report(result: dict) -> str:
+    rows = result["per_seed"]
+    synthetic = " (SYNTHETIC sentences: says nothing about SST-2)" if result["synthetic"] else ""
+    lines = [
+        f"DistilBERT-style distillation on {result['data']}{synthetic}: {len(rows)} seeds, "
+        f"{result['n_dev']} dev sentences; {result['machine']}; load average "
+        f"{result['load_average']['start']:.1f} at start, {result['load_average']['end']:.1f} "
+        "at end.",
+        "",
+        "| model | dev accuracy % (mean ± sd) | retained % of teacher | training s (mean) |",
+        "|---|---|---|---|",
+    ]
+    for key in MODELS:
+        acc = [100 * r["dev_accuracy"][key] for r in rows]
+        kept = "100.0" if key == "teacher" else spread([100 * r["retention"][key] for r in rows])
+        secs = mean([r["train_seconds"][key] for r in rows])
+        lines.append(f"| {LABELS[key]} | {spread(acc)} | {kept} | {secs:.0f} |")
+    params, ms = result["parameters"], result["latency_ms"]
+    lines += [
+        "",
+        "| measure | teacher | student | student / teacher |",
+        "|---|---|---|---|",
+        f"| parameters | {params['teacher']:,} | {params['student']:,} | "
+        f"{result['parameter_ratio']:.2f} |",
+    ]
+    for b in BATCHES:
+        lines.append(
+            f"| ms at batch {b} (length {MAX_LENGTH}) | {ms['teacher'][f'batch{b}']:.2f} | "
+            f"{ms['student'][f'batch{b}']:.2f} | {result['speedup'][f'batch{b}']:.2f}x faster |"
+        )
+    lines += ["", "| goal | measured | status |", "|---|---|---|"]
+    for g in result["goals"]:
+        lines.append(f"| {g['goal']} | {g['measured']} | {'met' if g['met'] else 'NOT met'} |")
+    lines += [
+        "",
+        f"Wall time {result['wall_seconds']:.0f} s (teachers loaded from the cache: "
+        f"{sum(r['teacher_status'] != 'trained' for r in rows)} of {len(rows)}).",
+        "DistilBERT (Sanh et al. 2019, BERT-base on GLUE): 0.60 of the parameters, 1.6x "
+        "faster, 97% of the score retained.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--fast", action="store_true", help="tiny model and subsets: a smoke run")
+    args = parser.parse_args()
+    result = run(args.seeds, args.fast)
+    RESULTS.mkdir(exist_ok=True)
+    suffix = "_fast" if args.fast else ""
+    out = RESULTS / f"distilbert_{result['data']}{suffix}.json"
+    out.write_text(json.dumps(result, indent=2))  # saved first: a report bug loses nothing
+    print()
+    print(report(result))
+    print(f"\nsaved {out}")
+
+
+if __name__ == "__main__":
+    main()
