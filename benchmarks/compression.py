@@ -60,7 +60,7 @@ BATCHES = (1, 256)
 EVAL_BATCH = 1000  # one compiled graph serves every test batch (10,000 = 10 x 1,000)
 CALIBRATION_BATCHES = 8  # of 128 training images each
 # Fine-tuning (QAT and pruning): soft targets of the fp32 model at T = 2, half labels.
-FINETUNE = {"temperature": 2.0, "alpha": 0.5, "lr": 3e-4, "batch_size": 128}
+FINETUNE = {"temperature": 2.0, "alpha": 0.5, "lr": 1e-3, "batch_size": 128}
 FINETUNE_EPOCHS = {"student": 2, "teacher": 1}  # per QAT run and per pruning step; fast: 1
 GOALS = {
     "int8_size_ratio": 3.9,  # every int8 flow at least this many times smaller
