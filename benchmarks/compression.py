@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import platform
 import statistics
@@ -43,6 +42,7 @@ from kdlab import quantize_flows as qf
 from kdlab.data import batches
 from kdlab.distill import Distiller
 from kdlab.models import IMAGE_SHAPE, logits_of
+from kdlab.report import save_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = ("student", "teacher")
@@ -414,13 +414,8 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true", help="small subsets: a smoke run")
     args = parser.parse_args()
     result = run(args.data, args.seed, args.fast, args.models, args.flows)
-    RESULTS.mkdir(exist_ok=True)
     suffix = "_fast" if args.fast else ""
-    out = RESULTS / f"compression_{args.data}{suffix}.json"
-    out.write_text(json.dumps(result, indent=2))  # saved first: a report bug loses nothing
-    print()
-    print(report(result))
-    print(f"\nsaved {out}")
+    save_results(result, RESULTS / f"compression_{args.data}{suffix}.json", report)
 
 
 if __name__ == "__main__":

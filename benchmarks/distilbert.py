@@ -21,7 +21,6 @@ is missing (the report then says so).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -43,6 +42,7 @@ from kdlab.bert import (
     student_from_teacher,
     trained_teacher,
 )
+from kdlab.report import save_results
 from kdlab.text import MAX_LENGTH, encode, load_sst2, wordpiece_tokenizer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -260,13 +260,8 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true", help="tiny model and subsets: a smoke run")
     args = parser.parse_args()
     result = run(args.seeds, args.fast)
-    RESULTS.mkdir(exist_ok=True)
     suffix = "_fast" if args.fast else ""
-    out = RESULTS / f"distilbert_{result['data']}{suffix}.json"
-    out.write_text(json.dumps(result, indent=2))  # saved first: a report bug loses nothing
-    print()
-    print(report(result))
-    print(f"\nsaved {out}")
+    save_results(result, RESULTS / f"distilbert_{result['data']}{suffix}.json", report)
 
 
 if __name__ == "__main__":

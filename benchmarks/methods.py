@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import platform
 import statistics
 import time
@@ -53,6 +52,7 @@ from kdlab.losses import (
 )
 from kdlab.metrics import evaluate
 from kdlab.models import logits_of
+from kdlab.report import save_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = ("no KD", "KD", "DKD", "FitNets", "AT", "RKD", "SP", "DML", "ONE")
@@ -300,13 +300,8 @@ def main() -> None:
         parser.error(f"--epochs must be >= 1, got {epochs}")
     n_train = min(args.n_train, 600) if args.fast else args.n_train
     result = run(args.data, args.seeds, epochs, n_train, args.fast, args.methods)
-    RESULTS.mkdir(exist_ok=True)
     suffix = "_fast" if args.fast else ""
-    out = RESULTS / f"methods_{args.data}{suffix}.json"
-    out.write_text(json.dumps(result, indent=2))  # saved first: a report bug loses nothing
-    print()
-    print(report(result))
-    print(f"\nsaved {out}")
+    save_results(result, RESULTS / f"methods_{args.data}{suffix}.json", report)
 
 
 if __name__ == "__main__":

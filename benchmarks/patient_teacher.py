@@ -17,7 +17,6 @@ notebook 08 shows when it exists.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -28,6 +27,7 @@ import torch
 from kdlab import recipes
 from kdlab.function_matching import MODES, distil_with_views
 from kdlab.metrics import evaluate
+from kdlab.report import save_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -142,13 +142,8 @@ def main() -> None:
     args = parser.parse_args()
     n_train = min(args.n_train, 600) if args.fast else args.n_train
     result = run(args.data, args.seeds, sorted(args.epochs), n_train, args.fast)
-    RESULTS.mkdir(exist_ok=True)
     suffix = "_fast" if args.fast else ""
-    out = RESULTS / f"patient_teacher_{args.data}{suffix}.json"
-    out.write_text(json.dumps(result, indent=2))  # saved first: a report bug loses nothing
-    print()
-    print(report(result))
-    print(f"\nsaved {out}")
+    save_results(result, RESULTS / f"patient_teacher_{args.data}{suffix}.json", report)
 
 
 if __name__ == "__main__":

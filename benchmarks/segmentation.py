@@ -22,7 +22,6 @@ runs on synthetic scenes and says so.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -36,6 +35,7 @@ from kdlab.cache import cached_model
 from kdlab.data import batches
 from kdlab.metrics import evaluate_segmentation
 from kdlab.models import logits_of
+from kdlab.report import save_results
 from kdlab.segmentation import SegmentationDistiller, SlimUNet, UNet, median_frequency_weights
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -264,12 +264,7 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true", help="tiny settings: a smoke run")
     args = parser.parse_args()
     result = run(args.seeds, args.fast, args.epochs, args.train_patches, args.data)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"segmentation{'_fast' if args.fast else ''}.json"
-    out.write_text(json.dumps(result, indent=2))  # saved first: a report bug loses nothing
-    print()
-    print(report(result))
-    print(f"\nsaved {out}")
+    save_results(result, RESULTS / f"segmentation{'_fast' if args.fast else ''}.json", report)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ which notebook 02 shows when it exists.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -26,6 +25,7 @@ import torch
 
 from kdlab import bench, recipes
 from kdlab.metrics import evaluate
+from kdlab.report import save_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -135,13 +135,8 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true", help="small subsets: a smoke run")
     args = parser.parse_args()
     result = run(args.data, args.seeds, args.fast, args.epochs)
-    RESULTS.mkdir(exist_ok=True)
     suffix = "_fast" if args.fast else ""
-    out = RESULTS / f"soft_targets_{args.data}{suffix}.json"
-    out.write_text(json.dumps(result, indent=2))  # saved first: a report bug loses nothing
-    print()
-    print(report(result))
-    print(f"\nsaved {out}")
+    save_results(result, RESULTS / f"soft_targets_{args.data}{suffix}.json", report)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,15 @@ MIME type; ``kdlab course`` reads them back from the executed notebook for its s
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 RESULTS_MIME = "application/vnd.kdlab.results+json"
 
-__all__ = ["key_results", "RESULTS_MIME", "format_value"]
+__all__ = ["key_results", "RESULTS_MIME", "format_value", "save_results"]
 
 
 def format_value(value: Any) -> str:
@@ -42,3 +45,14 @@ def key_results(results: dict[str, Any], title: str = "Key results") -> None:
         display({"text/markdown": markdown, "text/plain": text, RESULTS_MIME: clean}, raw=True)
     except ImportError:
         print(text)
+
+
+def save_results(result: dict, path: Path, report: Callable[[dict], str]) -> Path:
+    """A benchmark's ending: write ``result`` as JSON to ``path`` first (so a bug in
+    ``report`` loses nothing), then print ``report(result)`` and where it was saved."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    print()
+    print(report(result))
+    print(f"\nsaved {path}")
+    return path

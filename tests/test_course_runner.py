@@ -100,3 +100,23 @@ def test_cli_check_returns_zero(capsys):
 def test_cli_course_missing_folder(tmp_path, capsys):
     assert main(["course", "--course-dir", str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_save_results_writes_the_json_before_the_report_can_fail(tmp_path, capsys):
+    import json
+
+    import pytest
+
+    from kdlab.report import save_results
+
+    result = {"speedup": 2.5, "rows": [1, 2]}
+    path = save_results(result, tmp_path / "out" / "r.json", lambda r: f"speed-up {r['speedup']}x")
+    assert json.loads(path.read_text()) == result
+    assert "speed-up 2.5x" in capsys.readouterr().out
+
+    def broken(_):
+        raise KeyError("column")
+
+    with pytest.raises(KeyError):
+        save_results({"kept": 1}, tmp_path / "b.json", broken)
+    assert json.loads((tmp_path / "b.json").read_text()) == {"kept": 1}
