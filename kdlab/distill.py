@@ -152,6 +152,12 @@ class Distiller:
         out["train_accuracy"] = float((logits.argmax(1) == y).float().mean())
         return out
 
+    def validate(self, val: Iterable[tuple[Tensor, Tensor]]) -> dict[str, float]:
+        """The student's scores on ``val`` after an epoch (``val_loss``, ``val_accuracy``);
+        subclasses for other tasks override this."""
+        scores = evaluate(self.student, val, self.device)
+        return {"val_loss": scores["loss"], "val_accuracy": scores["accuracy"]}
+
     def fit(
         self,
         train: Iterable[tuple[Tensor, Tensor]],
@@ -191,9 +197,7 @@ class Distiller:
                 raise ValueError("the training data yielded no batches")
             record = {k: v / count for k, v in sums.items()}
             if val is not None:
-                scores = evaluate(self.student, val, self.device)
-                record["val_loss"] = scores["loss"]
-                record["val_accuracy"] = scores["accuracy"]
+                record.update(self.validate(val))
             record["seconds"] = time.perf_counter() - start
             self.history.epochs.append(record)
             for callback in callbacks:

@@ -18,13 +18,13 @@ rare classes up with :func:`median_frequency_weights` (Eigen and Fergus 2015).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kdlab.distill import Distiller, History
+from kdlab.distill import Distiller
 from kdlab.losses import pixel_distillation_loss
 from kdlab.metrics import evaluate_segmentation
 
@@ -281,31 +281,13 @@ class SegmentationDistiller(Distiller):
         out["train_accuracy"] = out.pop("pixel_accuracy")
         return out
 
-    def fit(
-        self,
-        train: Iterable[tuple[Tensor, Tensor]],
-        epochs: int,
-        val: Iterable[tuple[Tensor, Tensor]] | None = None,
-        *,
-        progress: bool = True,
-        callbacks: Iterable[Callable[[int, dict[str, float]], None]] = (),
-    ) -> History:
-        """Train as :meth:`Distiller.fit`; validation scores labelled pixels only, and an
-        epoch's ``seconds`` counts the training alone."""
-
-        def validate(epoch: int, record: dict[str, float]) -> None:
-            scores = evaluate_segmentation(
-                self.student,
-                val,
-                self.num_classes,
-                ignore_index=self.ignore_index,
-                device=self.device,
-            )
-            record.update(
-                val_loss=scores["loss"],
-                val_accuracy=scores["pixel_accuracy"],
-                val_miou=scores["miou"],
-            )
-
-        first = [validate] if val is not None else []
-        return super().fit(train, epochs, None, progress=progress, callbacks=[*first, *callbacks])
+    def validate(self, val: Iterable[tuple[Tensor, Tensor]]) -> dict[str, float]:
+        """Validation over labelled pixels only: loss, pixel accuracy and mIoU."""
+        scores = evaluate_segmentation(
+            self.student, val, self.num_classes, ignore_index=self.ignore_index, device=self.device
+        )
+        return {
+            "val_loss": scores["loss"],
+            "val_accuracy": scores["pixel_accuracy"],
+            "val_miou": scores["miou"],
+        }
