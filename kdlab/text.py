@@ -225,6 +225,18 @@ def train_wordpiece(sentences: list[str], vocab_size: int = 8000, min_frequency:
         show_progress=False,
     )
     tok.train_from_iterator(sentences, trainer=trainer)
+    # The trainer numbers pieces in hash-map order, which changes from run to run
+    # (huggingface/tokenizers#1794): on SST-2 the same 3,000 pieces got other ids in each
+    # run, so a model trained with one tokenizer read garbage through a retrained one.
+    # Number them in a fixed order: the special tokens first (as the trainer does), then
+    # the pieces sorted. (On a tiny corpus, ties can still change the pieces themselves.)
+    pieces = sorted(set(tok.get_vocab()) - set(SPECIAL_TOKENS))
+    tok.model = models.WordPiece(
+        {piece: i for i, piece in enumerate([*SPECIAL_TOKENS, *pieces])},
+        unk_token="[UNK]",
+        max_input_chars_per_word=100,
+        continuing_subword_prefix="##",
+    )
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -258,7 +270,7 @@ def wordpiece_tokenizer(
     """
     from transformers import PreTrainedTokenizerFast
 
-    digest = hashlib.sha256(f"{vocab_size}|{min_frequency}|".encode())
+    digest = hashlib.sha256(f"sorted-ids|{vocab_size}|{min_frequency}|".encode())
     for sentence in sentences:
         digest.update(sentence.encode("utf-8") + b"\n")
     folder = runtime.cache_dir() / "models" / f"wordpiece-{digest.hexdigest()[:16]}"

@@ -202,6 +202,14 @@ def test_save_and_load_give_the_same_ids(tokenizer, tmp_path):
         assert again(sentence)["input_ids"] == tokenizer(sentence)["input_ids"]
 
 
+def test_pieces_are_numbered_in_a_fixed_order(tokenizer):
+    # The trainer numbers pieces in hash-map order (huggingface/tokenizers#1794): the same
+    # pieces got other ids in each training run. kdlab renumbers them: specials, then sorted.
+    by_id = [t for t, _ in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
+    assert by_id == [*text.SPECIAL_TOKENS, *sorted(set(by_id) - set(text.SPECIAL_TOKENS))]
+    assert sorted(tokenizer.get_vocab().values()) == list(range(len(by_id)))
+
+
 def test_wordpiece_tokenizer_is_cached_next_to_the_models(tmp_path, monkeypatch):
     monkeypatch.setenv("KDLAB_CACHE", str(tmp_path))
     first, status = wordpiece_tokenizer(CORPUS, vocab_size=300, min_frequency=1, verbose=False)
