@@ -284,6 +284,12 @@ def _batches(
     return out
 
 
+def _on(model: nn.Module, *tensors: Tensor) -> list[Tensor]:
+    """``tensors`` moved to ``model``'s device (the data stay on the CPU until a batch is used)."""
+    device = next(model.parameters()).device
+    return [t.to(device, non_blocking=True) for t in tensors]
+
+
 def _optimizer(
     model: nn.Module, lr: float, steps: int, warmup: float = 0.1
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
@@ -385,6 +391,7 @@ def pretrain_mlm(
             chosen = targets != -100
             if not chosen.any():
                 continue
+            corrupted, mask, targets, chosen = _on(model, corrupted, mask, targets, chosen)
             hidden = model.bert(input_ids=corrupted, attention_mask=mask).last_hidden_state
             loss = F.cross_entropy(model.cls(hidden[chosen]), targets[chosen])
             optimizer.zero_grad(set_to_none=True)
@@ -417,7 +424,8 @@ def fine_tune(
     for epoch in range(epochs):
         model.train()
         start, sums, count = time.perf_counter(), {"loss": 0.0, "train_accuracy": 0.0}, 0
-        for ids, mask, labels in _batches(data, batch_size, seed + epoch):
+        for batch in _batches(data, batch_size, seed + epoch):
+            ids, mask, labels = _on(model, *batch)
             logits = model(input_ids=ids, attention_mask=mask).logits
             loss = F.cross_entropy(logits, labels)
             optimizer.zero_grad(set_to_none=True)
@@ -472,7 +480,8 @@ def distil(
     for epoch in range(epochs):
         student.train()
         start, sums, count = time.perf_counter(), {}, 0
-        for ids, mask, labels in _batches(data, batch_size, seed + epoch):
+        for batch in _batches(data, batch_size, seed + epoch):
+            ids, mask, labels = _on(student, *batch)
             with torch.no_grad():
                 t = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True)
             s = student(input_ids=ids, attention_mask=mask, output_hidden_states=True)
@@ -513,7 +522,8 @@ def evaluate_classifier(
     was_training = model.training
     model.eval()
     total, correct = 0.0, 0
-    for ids, mask, labels in _batches(data, batch_size):
+    for batch in _batches(data, batch_size):
+        ids, mask, labels = _on(model, *batch)
         logits = model(input_ids=ids, attention_mask=mask).logits
         total += float(F.cross_entropy(logits, labels, reduction="sum"))
         correct += int((logits.argmax(1) == labels).sum())
