@@ -55,8 +55,12 @@ def cached_model(
     train: Callable[[nn.Module], dict[str, Any]],
     *,
     verbose: bool = True,
-) -> tuple[nn.Module, dict[str, Any]]:
+    train_if_missing: bool = True,
+) -> tuple[nn.Module | None, dict[str, Any]]:
     """Load ``name`` trained with ``config`` from the cache, or build, train and save it.
+
+    With ``train_if_missing=False`` a model that is not cached is not trained: the result is
+    ``(None, {"status": "not cached", "path": ...})``.
 
     ``train(model)`` trains in place and returns a JSON-serialisable summary (for example
     the history); it is stored with the weights. Returns the model in eval mode and an info
@@ -78,6 +82,8 @@ def cached_model(
         except Exception as err:  # a corrupt or outdated file: retrain rather than fail
             if verbose:
                 print(f"{name}: cached file unreadable ({err.__class__.__name__}), retraining")
+    if not train_if_missing:
+        return None, {"status": "not cached", "path": str(path)}
     start = time.perf_counter()
     summary = train(model)
     seconds = time.perf_counter() - start

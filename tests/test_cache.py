@@ -55,6 +55,17 @@ def test_trains_once_then_loads(own_cache):
     assert not first.training and not second.training
 
 
+def test_train_if_missing_false_only_loads(own_cache):
+    train = Trainer()
+    model, info = cached_model("net", {"e": 1}, build, train, train_if_missing=False)
+    assert model is None and info["status"] == "not cached" and train.calls == 0
+    assert not list(own_cache.glob("models/*.pt"))
+    first, _ = cached_model("net", {"e": 1}, build, train, verbose=False)
+    again, info = cached_model("net", {"e": 1}, build, train, train_if_missing=False)
+    assert info["status"] == "loaded from cache" and train.calls == 1
+    assert_same_weights(first, again)
+
+
 def test_says_whether_it_trained_or_loaded(capsys):
     cached_model("talker", {}, build, Trainer())
     cached_model("talker", {}, build, Trainer())
