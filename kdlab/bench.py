@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -164,17 +165,29 @@ def compare_models(
     reference: str | None = None,
     threads: int | None = None,
     min_run_time: float = 0.5,
+    rounds: int = 1,
 ) -> pd.DataFrame:
     """A table of parameters, size, FLOPs per example and latency per batch size, with ratios.
 
     Ratios are ``reference / model`` (how many times smaller or faster than the reference,
     the first model unless ``reference`` names another), measured side by side in one call.
+    With ``rounds > 1`` every model is timed in turn once per round and each latency is the
+    median over rounds, so a change of load on a shared machine hits all models alike.
     """
     if not models:
         raise ValueError("models is empty; pass a dict of name -> model")
+    if not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"rounds must be an int >= 1, got {rounds!r}")
     reference = reference or next(iter(models))
     if reference not in models:
         raise ValueError(f"reference {reference!r} is not one of {list(models)}")
+    timings: dict[str, dict[int, list[Latency]]] = {n: {b: [] for b in batch_sizes} for n in models}
+    for _ in range(rounds):
+        for b in batch_sizes:
+            for name, model in models.items():
+                timings[name][b].append(
+                    latency(model, input_shape, b, threads=threads, min_run_time=min_run_time)
+                )
     rows = {}
     for name, model in models.items():
         row: dict[str, float] = {
@@ -183,9 +196,8 @@ def compare_models(
             "MFLOPs": flops(model, input_shape) / 1e6,
         }
         for b in batch_sizes:
-            lat = latency(model, input_shape, b, threads=threads, min_run_time=min_run_time)
-            row[f"ms@{b}"] = lat.median_ms
-            row[f"iqr_ms@{b}"] = lat.iqr_s * 1e3
+            row[f"ms@{b}"] = statistics.median(t.median_ms for t in timings[name][b])
+            row[f"iqr_ms@{b}"] = statistics.median(t.iqr_s * 1e3 for t in timings[name][b])
         rows[name] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     ref = table.loc[reference]

@@ -112,6 +112,25 @@ def test_compare_models_table():
     assert table.attrs["threads"] == 1
 
 
+def test_compare_models_rounds_take_the_median_of_each_models_timings(monkeypatch):
+    calls = []
+    fake_ms = iter([5.0, 1.0, 4.0, 2.0, 3.0, 9.0])  # a, b, a, b, a, b
+
+    def fake_latency(model, input_shape, batch_size, **kwargs):
+        calls.append((model, batch_size))
+        return bench.Latency(next(fake_ms) / 1e3, 0.0, batch_size, 1, "cpu", runs=1, blocks=1)
+
+    monkeypatch.setattr(bench, "latency", fake_latency)
+    a, b = nn.Linear(4, 2), nn.Linear(4, 2)
+    table = bench.compare_models({"a": a, "b": b}, (4,), (1,), rounds=3)
+    assert calls == [(a, 1), (b, 1)] * 3  # every model in turn, each round
+    assert table.loc["a", "ms@1"] == pytest.approx(4.0)  # median of 5, 4, 3
+    assert table.loc["b", "ms@1"] == pytest.approx(2.0)  # median of 1, 2, 9
+    assert table.loc["b", "speedup@1"] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="rounds"):
+        bench.compare_models({"a": a}, (4,), (1,), rounds=0)
+
+
 def test_compare_models_named_reference_and_errors():
     models = {"a": nn.Linear(8, 2), "b": nn.Linear(8, 4)}
     table = bench.compare_models(models, (8,), (1,), reference="b", min_run_time=FAST)
