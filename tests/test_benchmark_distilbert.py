@@ -25,13 +25,15 @@ def test_distilbert_benchmark_measures_three_models_per_seed(result):
     assert [r["seed"] for r in rows] == [0, 1]
     for r in rows:
         acc = r["dev_accuracy"]
-        assert set(acc) == {"teacher", "student", "random_student"}
+        assert set(acc) == {"teacher", "teacher_no_mlm", "student", "random_student"}
         assert all(0 <= v <= 1 for v in acc.values())
         # accuracies are counts of correct dev sentences over n_dev
         n = result["n_dev"]
         assert all(abs(v * n - round(v * n)) < 1e-6 for v in acc.values())
-        for key in ("student", "random_student"):
+        for key in ("teacher_no_mlm", "student", "random_student"):
             assert r["retention"][key] == acc[key] / acc["teacher"]
+    # one MLM encoder for both seeds, pre-trained for the recipe's epochs
+    assert len(result["mlm"]["loss_per_epoch"]) == FAST_RECIPE["mlm_epochs"]
 
 
 def test_parameters_match_models_built_independently(result):
@@ -60,9 +62,10 @@ def test_goals_follow_from_the_measurements(result):
     rows = result["per_seed"]
     acc = {
         k: 100 * statistics.fmean(r["dev_accuracy"][k] for r in rows)
-        for k in ("teacher", "student", "random_student")
+        for k in ("teacher", "teacher_no_mlm", "student", "random_student")
     }
     goals = {g["id"]: g["met"] for g in result["goals"]}
+    assert goals["mlm_helps"] == (acc["teacher"] > acc["teacher_no_mlm"])
     assert goals["retention"] == (acc["student"] / acc["teacher"] >= 0.97)
     assert goals["beats_random_init"] == (acc["student"] - acc["random_student"] >= 2)
     for b in (1, 32):

@@ -276,24 +276,41 @@ def test_distil_trains_the_student_only_and_reports_the_three_terms():
         bert.distil(teacher, teacher, data)
 
 
-def test_trained_teacher_is_cached(tmp_path, monkeypatch):
+def test_pretrained_encoder_and_teacher_are_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("KDLAB_CACHE", str(tmp_path))
 
-    class Tok:  # the three attributes pretrain_mlm reads from a tokenizer
+    class Tok:  # the attributes pretrain_mlm reads from a tokenizer
         mask_token_id = 4
         all_special_ids = list(SPECIAL)
 
     config = tiny_teacher(2).config
     data = tiny_batch(n=12)
-    kwargs = dict(tokenizer=Tok(), mlm_data=data, epochs=1, batch_size=4, verbose=False)
-    first, info = bert.trained_teacher(config, data, **kwargs)
-    again, info_again = bert.trained_teacher(config, data, **kwargs)
+    mlm_kwargs = dict(tokenizer=Tok(), epochs=1, batch_size=4, verbose=False)
+    missing, info = bert.pretrained_encoder(config, data, train_if_missing=False, **mlm_kwargs)
+    assert missing is None and info["status"] == "not cached"
+    encoder, info = bert.pretrained_encoder(config, data, **mlm_kwargs)
+    assert info["status"] == "trained" and len(info["summary"]["mlm"]["epochs"]) == 1
+    assert encoder.config.hidden_dropout_prob == 0.0 and config.hidden_dropout_prob == 0.1
+    encoder_again, info = bert.pretrained_encoder(config, data, **mlm_kwargs)
+    assert info["status"] == "loaded from cache"
+
+    kwargs = dict(epochs=1, batch_size=4, verbose=False)
+    first, info = bert.trained_teacher(config, data, encoder=encoder, **kwargs)
+    again, info_again = bert.trained_teacher(config, data, encoder=encoder_again, **kwargs)
     assert (info["status"], info_again["status"]) == ("trained", "loaded from cache")
-    assert "mlm" in info["summary"] and "fine_tune" in info["summary"]
     for key, value in first.state_dict().items():
         assert torch.equal(again.state_dict()[key], value)
-    _, no_mlm = bert.trained_teacher(config, data, **(kwargs | {"mlm_data": None}))
-    assert no_mlm["status"] == "trained" and "mlm" not in no_mlm["summary"]
+    # the teacher starts from the encoder: with lr ~ 0 its embeddings stay the encoder's
+    frozen, _ = bert.trained_teacher(config, data, encoder=encoder, **(kwargs | {"lr": 1e-12}))
+    assert torch.allclose(
+        frozen.bert.embeddings.word_embeddings.weight,
+        encoder.bert.embeddings.word_embeddings.weight,
+    )
+    _, no_mlm = bert.trained_teacher(config, data, encoder=None, **kwargs)
+    assert no_mlm["status"] == "trained"  # another encoder (none), another teacher
+    wide = bert.bert_config(config.vocab_size, layers=2, hidden=32, heads=2)
+    with pytest.raises(ValueError, match="does not fit"):
+        bert.trained_teacher(wide, data, encoder=encoder, **kwargs)
 
 
 def test_random_tokens_wrapper_gives_logits_for_bench():
