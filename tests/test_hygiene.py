@@ -38,13 +38,15 @@ def test_tracked_notebook_is_clean(path):
     assert notebook.get("nbformat") == 4, f"{path}: not an nbformat 4 notebook"
     problems = []
     for i, cell in enumerate(notebook["cells"]):
+        if notebook.get("nbformat_minor", 0) >= 5 and not cell.get("id"):
+            problems.append(f"cell {i} has no id (nbformat 4.5 requires one)")
         if cell.get("cell_type") != "code":
             continue
         if cell.get("outputs"):
             problems.append(f"cell {i} has outputs")
         if cell.get("execution_count") is not None:
             problems.append(f"cell {i} has execution count {cell['execution_count']}")
-    assert not problems, f"{path}: clear outputs before committing: {problems}"
+    assert not problems, f"{path}: clear outputs and give every cell an id: {problems}"
 
 
 def normalise(requirement: str) -> str:
