@@ -89,10 +89,11 @@ __all__ = [
 # MLM pre-training needs long to pay off here. It first sits for several hundred steps at
 # the loss of token frequencies alone (6.7 nats) before it uses the context; an encoder
 # stopped after 2 epochs (loss 6.1-6.3) fine-tuned no better than random weights, one
-# after 20 epochs without dropout (loss 2.7) fine-tuned 3-4 points better (SST-2 dev, one
-# encoder, seeds 0 and 1, with 500, 2,000 and 8,000 labels). Those 20 epochs (about 1.3 M
-# sentence passes, 40-50 minutes on 2 CPU cores) are run once, by the benchmark or the
-# notebook, and cached (`pretrained_encoder`); one encoder serves every fine-tuning seed,
+# after 20 epochs without dropout (loss 2.7) fine-tuned 3.2-4.1 points better (SST-2 dev,
+# one encoder, seeds 0 and 1, with 500, 2,000 and 8,000 labels). Those 20 epochs (about
+# 1.3 M sentence passes, 44 minutes on 2 CPU cores) are run once, by the benchmark, and
+# cached (`pretrained_encoder`); notebook 06 loads them, or pre-trains for
+# `mlm_short_epochs` when they are not cached. One encoder serves every fine-tuning seed,
 # as one BERT checkpoint does. With 8,000 labels the teacher clearly beats a small model
 # trained from scratch, which a teacher must do to be worth distilling.
 RECIPE = {
