@@ -2,7 +2,7 @@
 
 For each model, side by side in one process against its fp32 self:
 
-- every int8 flow of :mod:`kdlab.quantize_flows` (dynamic and static PTQ, QAT, torchao's
+- every int8 flow of :mod:`kdlab.quantize.flows` (dynamic and static PTQ, QAT, torchao's
   ``quantize_`` with two configs, PT2E with ``torch.compile``): size ratio, latency ratio
   at batch 1 and 256, test accuracy change and how many test predictions flip;
 - unstructured (layer-wise magnitude, Han et al. 2015) and structured (L1 norm of whole
@@ -38,10 +38,11 @@ import torch
 from torch import nn
 
 from kdlab import bench, prune, recipes
-from kdlab import quantize_flows as qf
 from kdlab.data import batches
 from kdlab.distill import Distiller
 from kdlab.models import IMAGE_SHAPE, logits_of
+from kdlab.quantize import flows as qf
+from kdlab.quantize import torchao_flows as ao
 from kdlab.report import save_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -110,9 +111,9 @@ def int8_model(flow: str, model: nn.Module, splits: recipes.Splits, fit: Callabl
     if flow == "qat":
         return qf.qat(model, fit, example)
     if flow.startswith("torchao_"):
-        return qf.torchao_quantize(model, flow.removeprefix("torchao_"))
+        return ao.torchao_quantize(model, flow.removeprefix("torchao_"))
     if flow == "pt2e_x86":
-        return qf.pt2e_x86(model, example, calibration)
+        return ao.pt2e_x86(model, example, calibration)
     raise ValueError(f"flow must be one of {FLOWS}, got {flow!r}")
 
 

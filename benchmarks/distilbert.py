@@ -32,21 +32,12 @@ from pathlib import Path
 import torch
 
 from kdlab import bench
-from kdlab.bert import (
-    FAST_RECIPE,
-    RECIPE,
-    RandomTokens,
-    bert_config,
-    distil,
-    evaluate_classifier,
-    fine_tune,
-    pretrained_encoder,
-    random_student,
-    student_from_teacher,
-    trained_teacher,
-)
+from kdlab.data.sst2 import load_sst2
+from kdlab.data.tokenizer import MAX_LENGTH, encode, wordpiece_tokenizer
+from kdlab.distill.bert import distil, evaluate_classifier, fine_tune
+from kdlab.models.bert import RandomTokens, bert_config, random_student, student_from_teacher
+from kdlab.recipes.distilbert import FAST_RECIPE, RECIPE, bert_teacher, pretrained_encoder
 from kdlab.report import save_results
-from kdlab.text import MAX_LENGTH, encode, load_sst2, wordpiece_tokenizer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = ("teacher", "teacher_no_mlm", "student", "random_student")
@@ -111,10 +102,10 @@ def run(seeds: list[int], fast: bool = False) -> dict:
         t0 = time.perf_counter()
         # The seed picks the labelled subset as well as the initialisations.
         train = encode(tokenizer, train_all.subset(recipe["train_sentences"], seed=seed))
-        teacher, info = trained_teacher(
+        teacher, info = bert_teacher(
             config, train, encoder=encoder, seed=seed, verbose=False, **schedule
         )
-        no_mlm, no_mlm_info = trained_teacher(
+        no_mlm, no_mlm_info = bert_teacher(
             config, train, encoder=None, seed=seed, verbose=False, **schedule
         )
         seconds = {"teacher": info["train_seconds"], "teacher_no_mlm": no_mlm_info["train_seconds"]}

@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from kdlab import instructor, sandbox
+from kdlab.grading import instructor, sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -33,15 +33,13 @@ from torch import Tensor, nn
 
 import kdlab
 from kdlab import recipes
-from kdlab.beyond_logits import (
+from kdlab.distill import (
     DecoupledDistiller,
+    Distiller,
     FeatureDistiller,
     MutualDistiller,
     NativeEnsembleDistiller,
-    StudentCNN,
-    run_method,
 )
-from kdlab.distill import Distiller
 from kdlab.hooks import activations_of
 from kdlab.losses import (
     HintLoss,
@@ -51,7 +49,8 @@ from kdlab.losses import (
     similarity_preserving_loss,
 )
 from kdlab.metrics import evaluate
-from kdlab.models import logits_of
+from kdlab.models import StudentCNN, logits_of
+from kdlab.recipes.beyond_logits import run_method
 from kdlab.report import save_results
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -25,8 +25,9 @@ from pathlib import Path
 import torch
 
 from kdlab import recipes
-from kdlab.function_matching import MODES, distil_with_views
+from kdlab.distill.views import MODES
 from kdlab.metrics import evaluate
+from kdlab.recipes.patient_teacher import distil_with_views
 from kdlab.report import save_results
 
 RESULTS = Path(__file__).resolve().parent / "results"

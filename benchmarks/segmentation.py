@@ -29,14 +29,14 @@ from pathlib import Path
 
 import torch
 
-from kdlab import aerial, bench, runtime
-from kdlab.aerial import CLASS_NAMES, NUM_CLASSES
+from kdlab import bench, runtime
 from kdlab.cache import cached_model
-from kdlab.data import batches
+from kdlab.data import aerial, batches
+from kdlab.data.aerial import CLASS_NAMES, NUM_CLASSES
+from kdlab.distill import SegmentationDistiller, median_frequency_weights
 from kdlab.metrics import evaluate_segmentation
-from kdlab.models import logits_of
+from kdlab.models import SlimUNet, UNet, logits_of
 from kdlab.report import save_results
-from kdlab.segmentation import SegmentationDistiller, SlimUNet, UNet, median_frequency_weights
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = ("teacher", "scratch", "distilled")

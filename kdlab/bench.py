@@ -9,7 +9,6 @@ interquartile range as the spread.
 from __future__ import annotations
 
 import io
-import logging
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,15 +18,13 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from kdlab import runtime
+
 # Importing torch.utils.benchmark imports cpp_extension, which logs "No CUDA runtime is
 # found" to stderr on CPU machines that have a CUDA toolkit. Nothing here compiles C++,
 # and stderr output costs a student all points in an nbgrader test cell.
-_cpp_logger = logging.getLogger("torch.utils.cpp_extension")
-_level = _cpp_logger.level
-_cpp_logger.setLevel(logging.ERROR)
-from torch.utils import benchmark  # noqa: E402
-
-_cpp_logger.setLevel(_level)
+with runtime.quiet():
+    from torch.utils import benchmark
 
 __all__ = [
     "Latency",

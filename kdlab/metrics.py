@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassPrecisionRecallCurve
 
+from kdlab.losses import IGNORE_INDEX
+
 __all__ = [
     "evaluate",
     "confusion_matrix",
@@ -62,7 +64,7 @@ def _check_labels(name: str, labels: Tensor, num_classes: int) -> None:
 
 
 def confusion_matrix(
-    pred: Tensor, target: Tensor, num_classes: int, ignore_index: int = 255
+    pred: Tensor, target: Tensor, num_classes: int, ignore_index: int = IGNORE_INDEX
 ) -> Tensor:
     """Counts ``M[i, j]`` of pixels of true class ``i`` predicted as ``j`` (int64, C x C).
 
@@ -176,7 +178,7 @@ def precision_recall_curves(
     target: Tensor,
     num_classes: int,
     *,
-    ignore_index: int = 255,
+    ignore_index: int = IGNORE_INDEX,
     thresholds: int = 101,
 ) -> list[PRCurve]:
     """Per-class precision-recall curves of softmax ``probabilities`` ``(N, C, H, W)``
@@ -202,7 +204,7 @@ def evaluate_segmentation(
     data: Iterable[tuple[Tensor, Tensor]],
     num_classes: int,
     *,
-    ignore_index: int = 255,
+    ignore_index: int = IGNORE_INDEX,
     device: str | torch.device = "cpu",
     pr_thresholds: int | None = None,
 ) -> dict:

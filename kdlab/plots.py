@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from kdlab.distill import History
+from kdlab.losses import IGNORE_INDEX
 from kdlab.metrics import PRCurve
 
 __all__ = [
@@ -127,7 +128,7 @@ def plot_segmentation(
     palette: Sequence[Sequence[float]],
     *,
     class_names: Sequence[str] | None = None,
-    ignore_index: int = 255,
+    ignore_index: int = IGNORE_INDEX,
     alpha: float = 1.0,
     size: float = 2.2,
 ) -> Figure:

@@ -1,4 +1,5 @@
-"""Run-time switches shared by the course: fast mode, seeding, device and folders.
+"""Run-time switches shared by the course: fast mode, seeding, device, folders, and keeping
+library warnings off stderr (where nbgrader counts any output as a failed test).
 
 Environment variables (all optional):
 
@@ -11,14 +12,25 @@ Environment variables (all optional):
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import logging
 import os
 import random
+import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
 _TRUE = {"1", "true", "yes", "on"}
+
+# Loggers that print notices to stderr from library internals the course triggers:
+# torchao's import (an Enum registered as a pytree constant, also reached by importing
+# transformers) and the C++ toolchain probe of torch.utils.benchmark and torch.compile.
+NOISY_LOGGERS = ("torch.utils._pytree", "torch.utils.cpp_extension")
 
 
 def _flag(name: str) -> bool:
@@ -69,3 +81,55 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Inside the block, warnings are ignored and :data:`NOISY_LOGGERS` pass only errors;
+    both are restored afterwards.
+
+    A logger filter, not ``setLevel``: changing a level clears every logger's cache, which
+    costs more than a small int8 forward pass.
+    """
+    loggers = [logging.getLogger(name) for name in NOISY_LOGGERS]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for logger in loggers:
+            logger.addFilter(_errors_only)
+        try:
+            yield
+        finally:
+            for logger in loggers:
+                logger.removeFilter(_errors_only)
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"{category.__name__}: {message}", file=sys.stdout)
+
+
+class _StdoutHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"{record.levelname} ({record.name}): {record.getMessage()}", file=sys.stdout)
+
+
+def warnings_to_stdout() -> None:
+    """For the rest of the session (an assignment's set-up cell): print warnings, and the log
+    messages of ``transformers`` when it is installed, on stdout, and drop the notices of
+    :data:`NOISY_LOGGERS`. nbgrader gives zero to a test cell that writes to stderr; this
+    way a harmless warning costs no points, and the student still reads it."""
+    warnings.showwarning = _print_warning
+    for name in NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        if _errors_only not in logger.filters:
+            logger.addFilter(_errors_only)
+    if importlib.util.find_spec("transformers") is not None:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_default_handler()
+        root = transformers_logging.get_logger()
+        if not any(isinstance(h, _StdoutHandler) for h in root.handlers):
+            transformers_logging.add_handler(_StdoutHandler())

@@ -10,8 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from kdlab import aerial
-from kdlab.aerial import IGNORE_INDEX, NUM_CLASSES, PALETTE
+from kdlab.data import aerial
+from kdlab.data.aerial import NUM_CLASSES, PALETTE
+from kdlab.losses import IGNORE_INDEX
 
 REAL = Path(os.environ.get("KDLAB_DATA", "/nonexistent")) / "dubai-aerial"
 HEX = ("#8429F6", "#E2A929", "#3C1098", "#FEDD3A", "#6EC1E4", "#9B9B9B")  # measured

@@ -7,7 +7,8 @@ import sys
 import pytest
 from test_benchmarks import load
 
-from kdlab.bert import FAST_RECIPE, bert_classifier, bert_config
+from kdlab.models.bert import bert_classifier, bert_config
+from kdlab.recipes.distilbert import FAST_RECIPE
 
 
 @pytest.fixture(scope="module")

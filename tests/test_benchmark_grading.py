@@ -9,7 +9,7 @@ from fixtures.grading_corpus import ASSIGNMENT, FULL, POINTS, write_assignment  
 from nbgrader_helpers import COURSE_ROOT  # noqa: E402
 from test_benchmarks import load  # noqa: E402
 
-from kdlab import sandbox  # noqa: E402
+from kdlab.grading import sandbox  # noqa: E402
 
 pytestmark = pytest.mark.nbgrader
 

@@ -4,7 +4,7 @@ import statistics
 
 from test_benchmarks import load
 
-from kdlab.function_matching import MODES
+from kdlab.distill.views import MODES
 
 
 def test_patient_teacher_benchmark_reports_what_it_measured():

@@ -6,16 +6,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdlab import bert
-from kdlab.text import Encoded
+from kdlab.data import tokenizer as tok
+from kdlab.data.tokenizer import Encoded
+from kdlab.distill import bert as train
+from kdlab.models import bert as models
+from kdlab.recipes import distilbert as recipe
 
 VOCAB = 60
 SPECIAL = (0, 1, 2, 3, 4)  # [PAD], [UNK], [CLS], [SEP], [MASK]
 
 
 def tiny_teacher(layers: int = 4, seed: int = 0):
-    config = bert.bert_config(VOCAB, layers=layers, hidden=16, heads=2, max_length=12)
-    return bert.bert_classifier(config, seed=seed)
+    config = models.bert_config(VOCAB, layers=layers, hidden=16, heads=2, max_length=12)
+    return models.bert_classifier(config, seed=seed)
 
 
 def tiny_batch(n: int = 6, length: int = 10, seed: int = 0):
@@ -60,7 +63,7 @@ def test_student_computes_the_teacher_embedding_and_chosen_layers(
     teacher_layers, layers, expected_layers
 ):
     teacher = tiny_teacher(teacher_layers).eval()
-    student = bert.student_from_teacher(teacher, layers).eval()
+    student = models.student_from_teacher(teacher, layers).eval()
     assert student.config.num_hidden_layers == len(expected_layers)
     batch = tiny_batch()
     with torch.no_grad():
@@ -89,7 +92,7 @@ def test_a_different_layer_choice_gives_a_different_function():
 def test_student_tensors_are_copies_and_training_it_leaves_the_teacher():
     teacher = tiny_teacher(4)
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
-    student = bert.student_from_teacher(teacher)
+    student = models.student_from_teacher(teacher)
     teacher_ptrs = {p.data_ptr() for p in teacher.parameters()}
     assert not teacher_ptrs & {p.data_ptr() for p in student.parameters()}
     # embeddings and head start equal to the teacher's
@@ -117,7 +120,7 @@ def test_student_tensors_are_copies_and_training_it_leaves_the_teacher():
 
 def test_student_keeps_the_teacher_mode_and_class():
     teacher = tiny_teacher(4).eval()
-    student = bert.student_from_teacher(teacher)
+    student = models.student_from_teacher(teacher)
     assert type(student) is type(teacher) and not student.training
     assert teacher.config.num_hidden_layers == 4  # the teacher's configuration is untouched
 
@@ -126,7 +129,7 @@ def test_student_from_an_mlm_teacher_copies_the_mlm_head():
     from transformers import BertForMaskedLM
 
     teacher = BertForMaskedLM(tiny_teacher(4).config).eval()
-    student = bert.student_from_teacher(teacher).eval()
+    student = models.student_from_teacher(teacher).eval()
     key = "cls.predictions.transform.dense.weight"
     assert torch.equal(student.state_dict()[key], teacher.state_dict()[key])
     batch = tiny_batch()
@@ -151,39 +154,39 @@ def test_student_from_an_mlm_teacher_copies_the_mlm_head():
 )
 def test_layer_list_errors(layers, match):
     with pytest.raises(ValueError, match=match):
-        bert.student_from_teacher(tiny_teacher(4), layers)
+        models.student_from_teacher(tiny_teacher(4), layers)
 
 
 def test_teacher_must_be_a_bert():
     with pytest.raises(ValueError, match="BERT model"):
-        bert.student_from_teacher(torch.nn.Linear(3, 2))
+        models.student_from_teacher(torch.nn.Linear(3, 2))
 
 
 def test_default_layers_take_one_out_of_two():
     for n in range(1, 13):
-        layers = bert.default_layers(n)
+        layers = models.default_layers(n)
         assert layers[0] == 0 and len(layers) == (n + 1) // 2
         assert all(b - a == 2 for a, b in zip(layers, layers[1:], strict=False))
 
 
 def test_random_student_has_fresh_weights_of_the_same_shape():
     teacher = tiny_teacher(4)
-    student = bert.random_student(teacher, 2, seed=1)
+    student = models.random_student(teacher, 2, seed=1)
     assert student.config.num_hidden_layers == 2
-    copied = bert.student_from_teacher(teacher)
+    copied = models.student_from_teacher(teacher)
     for key, value in copied.state_dict().items():
         assert student.state_dict()[key].shape == value.shape
     emb = "bert.embeddings.word_embeddings.weight"
     assert not torch.equal(student.state_dict()[emb], teacher.state_dict()[emb])
     with pytest.raises(ValueError, match="num_layers"):
-        bert.random_student(teacher, 5)
+        models.random_student(teacher, 5)
 
 
 def test_bert_config_validates():
     with pytest.raises(ValueError, match="divisible"):
-        bert.bert_config(100, hidden=30, heads=4)
+        models.bert_config(100, hidden=30, heads=4)
     with pytest.raises(ValueError, match="layers"):
-        bert.bert_config(100, layers=0)
+        models.bert_config(100, layers=0)
 
 
 def test_mask_tokens_follows_bert_rates_and_skips_specials_and_padding():
@@ -194,7 +197,7 @@ def test_mask_tokens_follows_bert_rates_and_skips_specials_and_padding():
     mask = torch.ones(n, length, dtype=torch.long)
     mask[:, -10:] = 0
     ids[mask == 0] = 0
-    corrupted, labels = bert.mask_tokens(
+    corrupted, labels = train.mask_tokens(
         ids, mask, mask_token_id=4, vocab_size=1000, special_ids=SPECIAL, generator=g
     )
     chosen = labels != -100
@@ -212,7 +215,7 @@ def test_mask_tokens_follows_bert_rates_and_skips_specials_and_padding():
 def test_mask_tokens_validates_probability():
     batch = tiny_batch()
     with pytest.raises(ValueError, match="probability"):
-        bert.mask_tokens(
+        train.mask_tokens(
             batch.input_ids,
             batch.attention_mask,
             mask_token_id=4,
@@ -229,7 +232,7 @@ def test_evaluation_on_length_buckets_equals_full_length_evaluation():
         logits = model(input_ids=data.input_ids, attention_mask=data.attention_mask).logits
     expected_accuracy = float((logits.argmax(1) == data.labels).float().mean())
     expected_loss = float(F.cross_entropy(logits, data.labels))
-    scores = bert.evaluate_classifier(model, data, batch_size=4)
+    scores = train.evaluate_classifier(model, data, batch_size=4)
     assert scores["accuracy"] == pytest.approx(expected_accuracy)
     assert scores["loss"] == pytest.approx(expected_loss, rel=1e-5)
 
@@ -237,7 +240,7 @@ def test_evaluation_on_length_buckets_equals_full_length_evaluation():
 def test_training_batches_cover_every_example_once_with_little_padding():
     data = tiny_batch(n=37, seed=4)
     seen = []
-    for ids, mask, _ in bert._batches(data, 5, seed=0):
+    for ids, mask, _ in tok.length_batches(data, 5, seed=0):
         assert mask[:, -1].any()  # cut to the longest sentence of the batch
         seen += [tuple(row[m.bool()].tolist()) for row, m in zip(ids, mask, strict=True)]
     full = [
@@ -250,10 +253,10 @@ def test_training_batches_cover_every_example_once_with_little_padding():
 def test_distil_trains_the_student_only_and_reports_the_three_terms():
     teacher = tiny_teacher(4)
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
-    student = bert.student_from_teacher(teacher)
+    student = models.student_from_teacher(teacher)
     start = {k: v.clone() for k, v in student.state_dict().items()}
     data = tiny_batch(n=16)
-    history = bert.distil(
+    history = train.distil(
         student,
         teacher,
         data,
@@ -273,7 +276,7 @@ def test_distil_trains_the_student_only_and_reports_the_three_terms():
     assert all(torch.equal(v, before[k]) for k, v in teacher.state_dict().items())
     assert any(not torch.equal(v, start[k]) for k, v in student.state_dict().items())
     with pytest.raises(ValueError, match="same model"):
-        bert.distil(teacher, teacher, data)
+        train.distil(teacher, teacher, data)
 
 
 def test_pretrained_encoder_and_teacher_are_cached(tmp_path, monkeypatch):
@@ -286,37 +289,37 @@ def test_pretrained_encoder_and_teacher_are_cached(tmp_path, monkeypatch):
     config = tiny_teacher(2).config
     data = tiny_batch(n=12)
     mlm_kwargs = dict(tokenizer=Tok(), epochs=1, batch_size=4, verbose=False)
-    missing, info = bert.pretrained_encoder(config, data, train_if_missing=False, **mlm_kwargs)
+    missing, info = recipe.pretrained_encoder(config, data, train_if_missing=False, **mlm_kwargs)
     assert missing is None and info["status"] == "not cached"
-    encoder, info = bert.pretrained_encoder(config, data, **mlm_kwargs)
+    encoder, info = recipe.pretrained_encoder(config, data, **mlm_kwargs)
     assert info["status"] == "trained" and len(info["summary"]["mlm"]["epochs"]) == 1
     assert encoder.config.hidden_dropout_prob == 0.0 and config.hidden_dropout_prob == 0.1
-    encoder_again, info = bert.pretrained_encoder(config, data, **mlm_kwargs)
+    encoder_again, info = recipe.pretrained_encoder(config, data, **mlm_kwargs)
     assert info["status"] == "loaded from cache"
 
     kwargs = dict(epochs=1, batch_size=4, verbose=False)
-    first, info = bert.trained_teacher(config, data, encoder=encoder, **kwargs)
-    again, info_again = bert.trained_teacher(config, data, encoder=encoder_again, **kwargs)
+    first, info = recipe.bert_teacher(config, data, encoder=encoder, **kwargs)
+    again, info_again = recipe.bert_teacher(config, data, encoder=encoder_again, **kwargs)
     assert (info["status"], info_again["status"]) == ("trained", "loaded from cache")
     for key, value in first.state_dict().items():
         assert torch.equal(again.state_dict()[key], value)
     # the teacher starts from the encoder: with lr ~ 0 its embeddings stay the encoder's
-    frozen, _ = bert.trained_teacher(config, data, encoder=encoder, **(kwargs | {"lr": 1e-12}))
+    frozen, _ = recipe.bert_teacher(config, data, encoder=encoder, **(kwargs | {"lr": 1e-12}))
     assert torch.allclose(
         frozen.bert.embeddings.word_embeddings.weight,
         encoder.bert.embeddings.word_embeddings.weight,
     )
-    _, no_mlm = bert.trained_teacher(config, data, encoder=None, **kwargs)
+    _, no_mlm = recipe.bert_teacher(config, data, encoder=None, **kwargs)
     assert no_mlm["status"] == "trained"  # another encoder (none), another teacher
-    wide = bert.bert_config(config.vocab_size, layers=2, hidden=32, heads=2)
+    wide = models.bert_config(config.vocab_size, layers=2, hidden=32, heads=2)
     with pytest.raises(ValueError, match="does not fit"):
-        bert.trained_teacher(wide, data, encoder=encoder, **kwargs)
+        recipe.bert_teacher(wide, data, encoder=encoder, **kwargs)
 
 
 def test_random_tokens_wrapper_gives_logits_for_bench():
     from kdlab import bench
 
     model = tiny_teacher(2)
-    wrapped = bert.RandomTokens(model)
+    wrapped = models.RandomTokens(model)
     assert wrapped(torch.randn(3, 12)).shape == (3, 2)
     assert bench.latency(wrapped, (12,), 2, min_run_time=0.01).median_s > 0

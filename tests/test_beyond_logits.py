@@ -7,15 +7,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdlab.beyond_logits import (
+from kdlab.data import ImageSet
+from kdlab.distill import (
     DecoupledDistiller,
     FeatureDistiller,
     MutualDistiller,
     NativeEnsembleDistiller,
-    StudentCNN,
-    run_method,
 )
-from kdlab.data import ImageSet
 from kdlab.hooks import activations_of
 from kdlab.losses import (
     HintLoss,
@@ -23,7 +21,8 @@ from kdlab.losses import (
     attention_transfer_loss,
     decoupled_kd_loss,
 )
-from kdlab.models import TeacherCNN
+from kdlab.models import StudentCNN, TeacherCNN
+from kdlab.recipes.beyond_logits import run_method
 
 
 def batch(n=16, seed=0):

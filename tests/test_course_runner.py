@@ -7,7 +7,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from kdlab.cli import main
-from kdlab.course import NotebookRun, run_course, summary_table
+from kdlab.cli.course import NotebookRun, run_course, summary_table
 
 
 def write_notebook(path, *cells):

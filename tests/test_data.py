@@ -9,8 +9,8 @@ import pytest
 import torch
 from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor
 
-from kdlab import data
 from kdlab.data import ImageSet, batches, load_mnist_family, read_idx, synthetic_digits
+from kdlab.data import mnist as data
 
 SYSTEM_FASHION = Path("/usr/share/datasets/fashion-mnist")
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081

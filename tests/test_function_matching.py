@@ -6,7 +6,7 @@ from torch import nn
 
 from kdlab.data import synthetic_digits
 from kdlab.distill import Distiller, freeze
-from kdlab.function_matching import MODES, TeachingBatches, mixup, random_views
+from kdlab.distill.views import MODES, TeachingBatches, mixup, random_views
 from kdlab.losses import soft_target_loss
 from kdlab.models import StudentMLP
 

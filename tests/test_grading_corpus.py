@@ -32,7 +32,7 @@ from fixtures.grading_corpus import (  # noqa: E402
 )
 from nbgrader_helpers import COURSE_ROOT, read_notebook, scores  # noqa: E402
 
-from kdlab import instructor, sandbox  # noqa: E402
+from kdlab.grading import instructor, sandbox  # noqa: E402
 
 pytestmark = pytest.mark.nbgrader
 

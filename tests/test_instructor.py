@@ -8,7 +8,8 @@ import zipfile
 
 import pytest
 
-from kdlab import cli, instructor, sandbox
+from kdlab import cli
+from kdlab.grading import instructor, sandbox
 
 KNOWN = ["a1_soft_targets", "a2_quantization_pruning"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kdlab.course import collect_results
+from kdlab.cli.course import collect_results
 
 COURSE_DIR = Path(__file__).resolve().parents[1] / "course"
 NOTEBOOKS = sorted(COURSE_DIR.glob("[0-9]*.ipynb"))

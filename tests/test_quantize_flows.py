@@ -1,4 +1,4 @@
-"""kdlab.quantize_flows: each flow against the float model it started from.
+"""kdlab.quantize.flows: each flow against the float model it started from.
 
 Small random models and random data; the float model's outputs are the reference. A flow
 must stay close to it (max error under 5 % of the output range on inputs from the
@@ -19,7 +19,8 @@ import torch
 import torch.nn.utils.prune as torch_prune
 from torch import nn
 
-import kdlab.quantize_flows as qf
+import kdlab.quantize.flows as qf
+import kdlab.quantize.torchao_flows as ao
 from kdlab.bench import serialized_size
 from kdlab.distill import Distiller
 from kdlab.models import MLP, TeacherCNN
@@ -32,7 +33,7 @@ SLOW = os.environ.get("KDLAB_SLOW_TESTS") == "1"
 def torchao_error() -> str:
     """Why torchao cannot be used here ("" if it can); imported only when a test needs it."""
     try:
-        qf._import_torchao()
+        ao._import_torchao()
     except ImportError as error:
         return str(error)
     return ""
@@ -262,24 +263,24 @@ def test_callers_warnings_are_not_silenced():
 
 
 @needs_torchao
-@pytest.mark.parametrize("config", qf.TORCHAO_CONFIGS)
+@pytest.mark.parametrize("config", ao.TORCHAO_CONFIGS)
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
 def test_torchao_quantize(kind, config):
-    check_flow(kind, qf.torchao_quantize, config)
+    check_flow(kind, ao.torchao_quantize, config)
 
 
 @needs_torchao
 def test_torchao_quantize_rejects_unknown_configs():
     with pytest.raises(ValueError, match="config must be one of"):
-        qf.torchao_quantize(make_model("mlp"), "int3")
+        ao.torchao_quantize(make_model("mlp"), "int3")
     with pytest.raises(ValueError, match="config must be one of"):
-        qf.torchao_quantize(make_model("mlp"), 8)
+        ao.torchao_quantize(make_model("mlp"), 8)
 
 
 @needs_torchao
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
 def test_pt2e_without_compile(kind):
-    quantized = check_flow(kind, qf.pt2e_x86, TEST_INPUT[:1], CALIBRATION, compile=False)
+    quantized = check_flow(kind, ao.pt2e_x86, TEST_INPUT[:1], CALIBRATION, compile=False)
     assert not any(p.is_floating_point() and p.dim() > 1 for p in quantized.parameters()), (
         "float weights were left in the converted graph"
     )
@@ -290,15 +291,15 @@ def test_pt2e_without_compile(kind):
 def test_torchao_flows_say_how_to_install_torchao(monkeypatch):
     monkeypatch.setitem(sys.modules, "torchao", None)  # as if it were not installed
     with pytest.raises(ImportError, match="pip install 'torchao"):
-        qf.torchao_quantize(make_model("mlp"))
+        ao.torchao_quantize(make_model("mlp"))
     with pytest.raises(ImportError, match="pip install 'torchao"):
-        qf.pt2e_x86(make_model("mlp"), TEST_INPUT[:1], CALIBRATION)
+        ao.pt2e_x86(make_model("mlp"), TEST_INPUT[:1], CALIBRATION)
 
 
 @needs_torchao
 def test_pt2e_rejects_empty_calibration():
     with pytest.raises(ValueError, match="calibration_batches is empty"):
-        qf.pt2e_x86(make_model("mlp"), TEST_INPUT[:1], [])
+        ao.pt2e_x86(make_model("mlp"), TEST_INPUT[:1], [])
 
 
 @needs_torchao
@@ -306,8 +307,8 @@ def test_pt2e_rejects_empty_calibration():
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
 def test_pt2e_compiled_smoke(kind, capfd):
     model = make_model(kind)
-    quantized = quietly(qf.pt2e_x86, model, TEST_INPUT[:2], CALIBRATION)
-    assert isinstance(quantized, qf.CompiledInt8)
+    quantized = quietly(ao.pt2e_x86, model, TEST_INPUT[:2], CALIBRATION)
+    assert isinstance(quantized, ao.CompiledInt8)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert_close(quantized, model)  # compiles here, on the first call
@@ -321,7 +322,8 @@ def test_pt2e_compiled_smoke(kind, capfd):
 
 FRESH_PROCESS = """
 import torch
-import kdlab.quantize_flows as qf
+import kdlab.quantize.flows as qf
+import kdlab.quantize.torchao_flows as ao
 from kdlab.models import MLP
 
 torch.manual_seed(0)
@@ -334,8 +336,8 @@ for quantized in (
 ):
     quantized(batches[1])
 if {torchao}:
-    qf.torchao_quantize(model)(batches[1])
-    qf.pt2e_x86(model, batches[0], batches, compile=False)(batches[1])
+    ao.torchao_quantize(model)(batches[1])
+    ao.pt2e_x86(model, batches[0], batches, compile=False)(batches[1])
 print("done")
 """
 

@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from kdlab.bench import count_parameters, flops
+from kdlab.distill import SegmentationDistiller, median_frequency_weights
 from kdlab.losses import pixel_distillation_loss
-from kdlab.segmentation import SegmentationDistiller, SlimUNet, UNet, median_frequency_weights
+from kdlab.models import SlimUNet, UNet
 
 IGNORE = 255
 

@@ -7,14 +7,13 @@ import unicodedata
 import pytest
 import torch
 
-from kdlab import text
-from kdlab.text import (
-    SentenceSet,
+from kdlab.data import sst2 as text
+from kdlab.data.sst2 import SentenceSet, load_sst2, read_tsv, synthetic_sentiment
+from kdlab.data.tokenizer import (
+    MAX_LENGTH,
+    SPECIAL_TOKENS,
     encode,
     hub_tokenizer,
-    load_sst2,
-    read_tsv,
-    synthetic_sentiment,
     train_wordpiece,
     wordpiece_tokenizer,
 )
@@ -188,7 +187,7 @@ def test_decode_encode_round_trip_gives_normalised_sentence(tokenizer, sentence)
 def test_special_tokens_and_wrapping(tokenizer):
     ids = tokenizer("the film")["input_ids"]
     assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
-    for token in text.SPECIAL_TOKENS:
+    for token in SPECIAL_TOKENS:
         assert tokenizer.convert_tokens_to_ids(token) != tokenizer.unk_token_id or token == "[UNK]"
     assert len(tokenizer) <= 300
 
@@ -206,7 +205,7 @@ def test_pieces_are_numbered_in_a_fixed_order(tokenizer):
     # The trainer numbers pieces in hash-map order (huggingface/tokenizers#1794): the same
     # pieces got other ids in each training run. kdlab renumbers them: specials, then sorted.
     by_id = [t for t, _ in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
-    assert by_id == [*text.SPECIAL_TOKENS, *sorted(set(by_id) - set(text.SPECIAL_TOKENS))]
+    assert by_id == [*SPECIAL_TOKENS, *sorted(set(by_id) - set(SPECIAL_TOKENS))]
     assert sorted(tokenizer.get_vocab().values()) == list(range(len(by_id)))
 
 
@@ -262,7 +261,7 @@ def test_encode_pads_and_masks_to_max_length(tokenizer):
 def test_encode_default_length_and_loader(tokenizer):
     data = synthetic_sentiment(10)
     enc = encode(tokenizer, data)
-    assert enc.input_ids.shape == (10, text.MAX_LENGTH)
+    assert enc.input_ids.shape == (10, MAX_LENGTH)
     batches = list(enc.loader(4))
     assert [len(b[2]) for b in batches] == [4, 4, 2]
     assert torch.equal(torch.cat([b[0] for b in batches]), enc.input_ids)

@@ -25,7 +25,7 @@ from kdlab.losses.logits import (
     softmax_with_temperature,
 )
 from kdlab.losses.online import OnTheFlyNativeEnsemble, mutual_learning_losses, one_loss
-from kdlab.losses.pixel import pixel_distillation_loss
+from kdlab.losses.pixel import IGNORE_INDEX, pixel_distillation_loss
 from kdlab.losses.relation import (
     rkd_angle_loss,
     rkd_distance_loss,
@@ -38,6 +38,7 @@ __all__ = [
     "soft_target_loss",
     "distillation_loss",
     "pixel_distillation_loss",
+    "IGNORE_INDEX",
     "decoupled_kd_loss",
     "HintLoss",
     "attention_map",

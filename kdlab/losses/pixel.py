@@ -7,7 +7,10 @@ from torch import Tensor
 
 from kdlab.losses._checks import _check_pair, _check_targets, _check_temperature
 
-__all__ = ["pixel_distillation_loss"]
+__all__ = ["pixel_distillation_loss", "IGNORE_INDEX"]
+
+# The label of a pixel with no class (unlabelled or outside the image), everywhere in kdlab.
+IGNORE_INDEX = 255
 
 
 def pixel_distillation_loss(
@@ -15,7 +18,7 @@ def pixel_distillation_loss(
     teacher_logits: Tensor,
     temperature: float,
     targets: Tensor | None = None,
-    ignore_index: int = 255,
+    ignore_index: int = IGNORE_INDEX,
 ) -> Tensor:
     """Per-pixel soft targets: ``T^2 * mean over valid pixels of KL(p_teacher^T || p_student^T)``.
 

@@ -31,8 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdlab import sandbox
-from kdlab.sandbox import Capabilities, Limits
+from kdlab.grading import sandbox
+from kdlab.grading.sandbox import Capabilities, Limits
 
 __all__ = [
     "CollectReport",

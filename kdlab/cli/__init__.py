@@ -12,7 +12,7 @@ __all__ = ["main"]
 
 
 def _course(args: argparse.Namespace) -> int:
-    from kdlab.course import run_course, summary_table
+    from kdlab.cli.course import run_course, summary_table
 
     course_dir = Path(args.course_dir)
     if not course_dir.is_dir():
@@ -26,7 +26,7 @@ def _course(args: argparse.Namespace) -> int:
 
 
 def _check(_: argparse.Namespace) -> int:
-    from kdlab.envcheck import environment_report
+    from kdlab.cli.envcheck import environment_report
 
     for section, values in environment_report().items():
         print(section)
@@ -36,7 +36,7 @@ def _check(_: argparse.Namespace) -> int:
 
 
 def _limits(args: argparse.Namespace):
-    from kdlab.sandbox import Limits
+    from kdlab.grading.sandbox import Limits
 
     return Limits(
         cell_seconds=args.cell_timeout,
@@ -46,7 +46,7 @@ def _limits(args: argparse.Namespace):
 
 
 def _sandbox_report():
-    from kdlab.sandbox import probe
+    from kdlab.grading.sandbox import probe
 
     caps = probe()
     for line in caps.enforced():
@@ -64,7 +64,7 @@ def _print_results(results) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    from kdlab.instructor import release
+    from kdlab.grading.instructor import release
 
     leaks = release(Path(args.course), args.assignments or None)
     for name, found in leaks.items():
@@ -75,7 +75,7 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _selfcheck(args: argparse.Namespace) -> int:
-    from kdlab.instructor import selfcheck
+    from kdlab.grading.instructor import selfcheck
 
     caps = _sandbox_report()
     rows = selfcheck(
@@ -91,7 +91,7 @@ def _selfcheck(args: argparse.Namespace) -> int:
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from kdlab.instructor import collect
+    from kdlab.grading.instructor import collect
 
     report = collect(Path(args.course), Path(args.source))
     print(f"collected {len(report.collected)} submissions")
@@ -101,7 +101,7 @@ def _collect(args: argparse.Namespace) -> int:
 
 
 def _autograde(args: argparse.Namespace) -> int:
-    from kdlab.instructor import autograde, check_gradebook, write_report
+    from kdlab.grading.instructor import autograde, check_gradebook, write_report
 
     caps = _sandbox_report()
     course = Path(args.course)
@@ -123,7 +123,7 @@ def _autograde(args: argparse.Namespace) -> int:
 
 
 def _feedback(args: argparse.Namespace) -> int:
-    from kdlab.instructor import feedback
+    from kdlab.grading.instructor import feedback
 
     feedback(Path(args.course), args.assignments or None)
     print(f"feedback pages are in {Path(args.course) / 'feedback'}/")
@@ -131,7 +131,7 @@ def _feedback(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from kdlab.instructor import export_grades
+    from kdlab.grading.instructor import export_grades
 
     export_grades(Path(args.course), Path(args.csv))
     print(f"grades written to {args.csv}")

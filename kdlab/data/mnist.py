@@ -1,6 +1,6 @@
-"""Data sets, found offline first.
+"""MNIST and Fashion-MNIST, found offline first.
 
-MNIST and Fashion-MNIST are searched in this order:
+They are searched in this order:
 
 1. ``$KDLAB_DATA`` (and its ``fashion-mnist/``, ``FashionMNIST/raw/``, ``mnist/``,
    ``MNIST/raw/`` sub-folders), holding the four ``*-idx?-ubyte[.gz]`` files;
@@ -24,15 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import (
-    BatchSampler,
-    DataLoader,
-    RandomSampler,
-    SequentialSampler,
-    TensorDataset,
-)
+from torch.utils.data import DataLoader
 
 from kdlab import runtime
+from kdlab.data.base import batches
 
 __all__ = [
     "ImageSet",
@@ -40,7 +35,6 @@ __all__ = [
     "find_mnist_family",
     "read_idx",
     "synthetic_digits",
-    "batches",
     "FASHION_CLASSES",
     "MNIST_CLASSES",
 ]
@@ -254,23 +248,3 @@ def synthetic_digits(n: int = 2000, seed: int = 0, noise: float = 0.35) -> Image
     x = (x - x.mean()) / x.std()
     classes = tuple(f"class {i}" for i in range(10))
     return ImageSet(x, y, "synthetic-digits", classes, "generated (synthetic)")
-
-
-def batches(*tensors: Tensor, batch_size: int, shuffle: bool = False, seed: int = 0) -> DataLoader:
-    """A DataLoader over in-memory tensors (``x, y`` and optionally more, such as teacher
-    logits) that indexes whole batches at once, which is much faster on a CPU than
-    collating single examples."""
-    if len(tensors) < 2:
-        raise ValueError(f"pass at least inputs and labels, got {len(tensors)} tensor(s)")
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    sizes = [len(t) for t in tensors]
-    if len(set(sizes)) != 1:
-        raise ValueError(f"all tensors must have the same length, got {sizes}")
-    if sizes[0] == 0:
-        raise ValueError("cannot make batches from an empty data set")
-    dataset = TensorDataset(*tensors)
-    generator = torch.Generator().manual_seed(seed)
-    base = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
-    sampler = BatchSampler(base, batch_size, drop_last=False)
-    return DataLoader(dataset, sampler=sampler, batch_size=None)

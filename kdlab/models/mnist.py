@@ -3,20 +3,40 @@
 Hinton, Vinyals and Dean (2015) distilled a 784-1200-1200-10 MLP teacher (dropout,
 67 test errors on MNIST) into a 784-800-800-10 student (146 errors alone, 74 distilled).
 ``hinton_teacher`` and ``hinton_student`` build those sizes; ``TeacherCNN`` and
-``StudentMLP`` are the course's default pair, sized for a 2-core CPU.
+``StudentMLP`` are the course's default pair, sized for a 2-core CPU; ``StudentCNN`` is a
+small CNN whose stages match the teacher's sizes, for the feature losses of notebook 07.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
-__all__ = ["MLP", "TeacherCNN", "StudentMLP", "hinton_teacher", "hinton_student"]
+__all__ = [
+    "MLP",
+    "TeacherCNN",
+    "StudentMLP",
+    "StudentCNN",
+    "hinton_teacher",
+    "hinton_student",
+    "conv_stage",
+    "IMAGE_SHAPE",
+    "NUM_CLASSES",
+]
 
 IMAGE_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
+
+
+def conv_stage(cin: int, cout: int) -> nn.Sequential:
+    """``conv 3x3 (no bias) -> batch norm -> ReLU -> max-pool 2``: halves the image side."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+    )
 
 
 class MLP(nn.Module):
@@ -60,16 +80,7 @@ class TeacherCNN(nn.Module):
         super().__init__()
         if width <= 0:
             raise ValueError(f"width must be a positive int, got {width}")
-
-        def stage(cin: int, cout: int) -> nn.Sequential:
-            return nn.Sequential(
-                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-                nn.BatchNorm2d(cout),
-                nn.ReLU(),
-                nn.MaxPool2d(2),
-            )
-
-        self.features = nn.Sequential(stage(1, width), stage(width, 2 * width))
+        self.features = nn.Sequential(conv_stage(1, width), conv_stage(width, 2 * width))
         self.head = nn.Sequential(
             nn.Flatten(),
             nn.Dropout(dropout),
@@ -78,6 +89,23 @@ class TeacherCNN(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(256, num_classes),
         )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+class StudentCNN(nn.Module):
+    """Two ``conv-BN-ReLU-maxpool`` stages (``width``, ``2 * width`` channels; 14x14 then 7x7
+    maps, like ``TeacherCNN``) and a linear head. ``width=8``: about 9k parameters, a
+    hundredth of the teacher. ``features.0``/``features.1`` name the stages for hooks."""
+
+    def __init__(self, width: int = 8, num_classes: int = 10):
+        super().__init__()
+        if isinstance(width, bool) or not isinstance(width, int) or width <= 0:
+            raise ValueError(f"width must be a positive int, got {width!r}")
+        self.width = width
+        self.features = nn.Sequential(conv_stage(1, width), conv_stage(width, 2 * width))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(2 * width * 7 * 7, num_classes))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
@@ -98,13 +126,3 @@ def hinton_teacher() -> MLP:
 def hinton_student() -> MLP:
     """Hinton et al.'s MNIST student: 784-800-800-10, no regularisation."""
     return MLP((800, 800))
-
-
-@torch.no_grad()
-def logits_of(model: nn.Module, x: Tensor, batch_size: int = 256) -> Tensor:
-    """The model's logits for ``x`` in eval mode, computed in batches, on ``x``'s device."""
-    was_training = model.training
-    model.eval()
-    out = torch.cat([model(chunk) for chunk in x.split(batch_size)])
-    model.train(was_training)
-    return out

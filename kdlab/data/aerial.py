@@ -30,6 +30,7 @@ from PIL import Image
 from torch import Tensor
 
 from kdlab import runtime
+from kdlab.losses import IGNORE_INDEX
 
 __all__ = [
     "CLASS_NAMES",
@@ -59,7 +60,6 @@ __all__ = [
 
 CLASS_NAMES = ("Land", "Water", "Building", "Vegetation", "Road", "Unlabeled")
 NUM_CLASSES = len(CLASS_NAMES)
-IGNORE_INDEX = 255
 # Measured mask colours (#8429F6, #E2A929, #3C1098, #FEDD3A, #6EC1E4, #9B9B9B), in the
 # order of CLASS_NAMES; classes.json in the archive lists other colours and is wrong.
 PALETTE = (

@@ -28,12 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kdlab import runtime
-from kdlab.data import ImageSet
-from kdlab.distill import Distiller, History
-from kdlab.models import StudentMLP, logits_of
+from kdlab.models import logits_of
 
-__all__ = ["MODES", "random_views", "mixup", "TeachingBatches", "distil_with_views"]
+__all__ = ["MODES", "random_views", "mixup", "TeachingBatches"]
 
 MODES = ("fixed", "independent", "consistent", "function_matching")
 
@@ -146,30 +143,3 @@ class TeachingBatches:
             teacher_view = view
         with torch.no_grad():
             return view, y, self.teacher(teacher_view)
-
-
-def distil_with_views(
-    teacher: nn.Module,
-    train: ImageSet,
-    val: ImageSet,
-    mode: str,
-    epochs: int,
-    *,
-    student: nn.Module | None = None,
-    lr: float = 1e-3,
-    batch_size: int = 128,
-    seed: int = 0,
-    progress: bool = False,
-) -> tuple[nn.Module, History]:
-    """Distil a :class:`~kdlab.models.StudentMLP` (or ``student``) from ``teacher`` on
-    random views of ``train`` with the targets of ``mode``: KL at T = 1 only (no labels,
-    as in the paper), Adam with a cosine decay over ``epochs``; validation every epoch."""
-    runtime.seed_everything(seed)
-    student = student or StudentMLP()
-    teacher.eval()
-    batches = TeachingBatches(teacher, train.x, train.y, mode, batch_size=batch_size, seed=seed)
-    distiller = Distiller(
-        student, teacher, temperature=1.0, alpha=0.0, lr=lr, lr_schedule="cosine", seed=seed
-    )
-    history = distiller.fit(batches, epochs, val.loader(1000), progress=progress)
-    return student.eval(), history

@@ -1,0 +1,34 @@
+"""Distillation trainers: one training loop and the specialised distillers beside it.
+
+- ``trainer``: :class:`Distiller` (frozen teacher, history, progress, device, learning-rate
+  schedule), :class:`History` and :func:`freeze`; with ``teacher=None`` it trains on the
+  labels alone, so teachers and baselines use the same loop;
+- ``feature``: :class:`FeatureDistiller`, a loss term on activations captured by name
+  (FitNets, attention transfer, RKD, similarity-preserving);
+- ``decoupled``: :class:`DecoupledDistiller` (DKD);
+- ``online``: :class:`MutualDistiller` (DML) and :class:`NativeEnsembleDistiller` (ONE);
+- ``segmentation``: :class:`SegmentationDistiller`, pixel-wise KD with an ignore index;
+- ``views``: the four ways to make a teacher's targets on augmented views (Beyer et al. 2022);
+- ``bert``: MLM pre-training, fine-tuning and DistilBERT's triple loss.
+
+Each specialised distiller overrides :meth:`Distiller.loss_parts` (and, where the task
+needs it, :meth:`Distiller.validate`); the loop, history and device handling are shared.
+"""
+
+from kdlab.distill.decoupled import DecoupledDistiller
+from kdlab.distill.feature import FeatureDistiller
+from kdlab.distill.online import MutualDistiller, NativeEnsembleDistiller
+from kdlab.distill.segmentation import SegmentationDistiller, median_frequency_weights
+from kdlab.distill.trainer import Distiller, History, freeze
+
+__all__ = [
+    "Distiller",
+    "History",
+    "freeze",
+    "FeatureDistiller",
+    "DecoupledDistiller",
+    "MutualDistiller",
+    "NativeEnsembleDistiller",
+    "SegmentationDistiller",
+    "median_frequency_weights",
+]
