@@ -261,6 +261,7 @@ def test_offline_without_data_full_mode_says_where_fast_mode_falls_back(tmp_path
         aerial.load_aerial(fast=False)
     splits = aerial.load_aerial(fast=True, patch_size=64, scale=0.25)
     assert splits.synthetic and "synthetic" in splits.source
+    assert splits.train.source == splits.val.source == splits.test.source == splits.source
     assert len(splits.train) and len(splits.val) and len(splits.test)
     assert not set(splits.train.tiles) & (set(splits.val.tiles) | set(splits.test.tiles))
 
@@ -291,3 +292,18 @@ def test_real_data_set_loads_with_measured_palette():
     splits = aerial.load_aerial(REAL, scale=0.25, patch_size=128, fast=False)
     assert splits.tiles["val"] == ["Tile 1"] and splits.tiles["test"] == ["Tile 8"]
     assert len(splits.train) > len(splits.test) > len(splits.val) > 0
+
+
+def test_public_names_stay_importable_from_aerial():
+    """Notebooks, benchmarks and tests import these from kdlab.data.aerial, wherever they live."""
+    names = (
+        "load_aerial PALETTE class_counts labels_to_rgb AerialSplits AerialPatches AerialScene "
+        "augment extract_patches make_patches patch_starts split_by_tile load_scenes "
+        "synthetic_aerial mask_to_labels normalise read_scene find_aerial MEAN STD CLASS_NAMES "
+        "NUM_CLASSES IGNORE_INDEX"
+    ).split()
+    assert [n for n in names if not hasattr(aerial, n)] == []
+    assert set(aerial.__all__) <= set(dir(aerial))
+    from kdlab.data import load_aerial
+
+    assert load_aerial is aerial.load_aerial

@@ -24,10 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
 
 from kdlab import runtime
-from kdlab.data.base import batches
+from kdlab.data.base import ExampleSet
 
 __all__ = [
     "ImageSet",
@@ -81,7 +80,7 @@ _HOW_TO_GET = {
 
 
 @dataclass
-class ImageSet:
+class ImageSet(ExampleSet):
     """Images ``x`` (N, 1, 28, 28) normalised, labels ``y`` (N,), and where they came from."""
 
     x: Tensor
@@ -90,29 +89,11 @@ class ImageSet:
     classes: tuple[str, ...]
     source: str
 
-    def __len__(self) -> int:
-        return len(self.y)
-
-    @property
-    def synthetic(self) -> bool:
-        return self.name.startswith("synthetic")
-
-    def subset(self, n: int | None, seed: int = 0) -> ImageSet:
-        """A random subset of ``n`` examples (all of them when n is None or too large)."""
-        if n is None or n >= len(self):
-            return self
-        if n <= 0:
-            raise ValueError(f"subset size must be positive, got {n}")
-        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
-        return ImageSet(self.x[idx], self.y[idx], self.name, self.classes, self.source)
+    _per_example = ("x", "y")
 
     def without_class(self, label: int) -> ImageSet:
         """The same set with every example of class ``label`` removed."""
-        keep = self.y != label
-        return ImageSet(self.x[keep], self.y[keep], self.name, self.classes, self.source)
-
-    def loader(self, batch_size: int, shuffle: bool = False, seed: int = 0) -> DataLoader:
-        return batches(self.x, self.y, batch_size=batch_size, shuffle=shuffle, seed=seed)
+        return self.take((self.y != label).nonzero().flatten())
 
 
 def read_idx(path: str | Path) -> np.ndarray:

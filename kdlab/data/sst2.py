@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from kdlab import runtime
+from kdlab.data.base import ExampleSet
 
 __all__ = [
     "SentenceSet",
@@ -36,7 +37,7 @@ HOW_TO_GET_SST2 = (
 
 
 @dataclass
-class SentenceSet:
+class SentenceSet(ExampleSet):
     """Sentences, their labels ``(N,)`` (0 negative, 1 positive) and where they came from."""
 
     sentences: list[str]
@@ -44,29 +45,7 @@ class SentenceSet:
     name: str
     source: str
 
-    def __post_init__(self) -> None:
-        if len(self.sentences) != len(self.labels):
-            raise ValueError(
-                f"{len(self.sentences)} sentences but {len(self.labels)} labels; they must match"
-            )
-
-    def __len__(self) -> int:
-        return len(self.sentences)
-
-    @property
-    def synthetic(self) -> bool:
-        return self.name.startswith("synthetic")
-
-    def subset(self, n: int | None, seed: int = 0) -> SentenceSet:
-        """A random subset of ``n`` sentences (all of them when n is None or too large)."""
-        if n is None or n >= len(self):
-            return self
-        if n <= 0:
-            raise ValueError(f"subset size must be positive, got {n}")
-        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
-        return SentenceSet(
-            [self.sentences[i] for i in idx.tolist()], self.labels[idx], self.name, self.source
-        )
+    _per_example = ("sentences", "labels")
 
 
 def find_sst2() -> Path | None:

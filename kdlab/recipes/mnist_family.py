@@ -83,9 +83,7 @@ def mnist_family_splits(
     n_val = FAST_SIZES[1] if fast else VAL_SIZE
     order = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = order[:n_val], order[n_val:]
-    train = ImageSet(full.x[train_idx], full.y[train_idx], full.name, full.classes, full.source)
-    val = ImageSet(full.x[val_idx], full.y[val_idx], full.name, full.classes, full.source)
-    return Splits(train, val, test, fast)
+    return Splits(full.take(train_idx), full.take(val_idx), test, fast)
 
 
 def trained_teacher(
