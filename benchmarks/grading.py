@@ -4,7 +4,7 @@ From the release and the reference solution of one assignment (default
 ``a2_quantization_pruning``, which needs no data and no training), N submissions in a fixed
 mix: half good (the reference solution), the rest the untouched release, a syntax error, an
 infinite loop (it costs one cell timeout), a memory bomb and a kernel that exits. For each
-worker count, in a fresh copy of the course: release, collect, ``kdlab.instructor.autograde``.
+worker count, in a fresh copy of the course: release, collect, ``kdlab.grading.autograde``.
 Measured: wall time of the grading batch, submissions per minute, the peak resident memory
 of the whole process tree (this process, the nbgrader processes and their kernels, sampled
 every 0.2 s) and of its largest process, and lost grades: a submission that should have a
@@ -21,13 +21,13 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from kdlab.grading import instructor, sandbox
+from kdlab import grading
+from kdlab.grading.nbgrader import copy_course, open_gradebook, source_of
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -55,7 +55,7 @@ DEFECTS = {
 
 def submissions(release: dict, source: dict, n: int) -> dict[str, tuple[str, dict]]:
     """``n`` submissions, ``{student: (kind, notebook)}``, kinds cycling through MIX."""
-    reference = instructor.reference_submission(release, source)
+    reference = grading.reference_submission(release, source)
     first = next(
         c for c in reference["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("solution")
     )
@@ -66,7 +66,7 @@ def submissions(release: dict, source: dict, n: int) -> dict[str, tuple[str, dic
         nb = json.loads(json.dumps(release if kind == "untouched" else reference))
         if kind in DEFECTS:
             cell = nb["cells"][at]
-            cell["source"] = DEFECTS[kind] + instructor._source_of(cell)
+            cell["source"] = DEFECTS[kind] + source_of(cell)
         out[f"s{i:03d}-{kind}"] = (kind, nb)
     return out
 
@@ -116,15 +116,12 @@ class PeakMemory:
 
 
 def grade_batch(
-    source_course: Path, assignment: str, n: int, workers: int, limits: sandbox.Limits, tmp: Path
+    source_course: Path, assignment: str, n: int, workers: int, limits: grading.Limits, tmp: Path
 ) -> dict:
     """Release, collect and autograde ``n`` generated submissions with ``workers`` workers
     in a fresh copy of ``source_course``; what was measured."""
-    course = tmp / f"course-{workers}"
-    course.mkdir()
-    shutil.copy2(source_course / "nbgrader_config.py", course / "nbgrader_config.py")
-    shutil.copytree(source_course / "source" / assignment, course / "source" / assignment)
-    leaks = instructor.release(course, [assignment])[assignment]
+    course = copy_course(source_course, tmp / f"course-{workers}", [assignment])
+    leaks = grading.release(course, [assignment])[assignment]
     if leaks:
         raise RuntimeError(f"the release of {assignment} leaks: {leaks[:3]}")
     nb_name = f"{assignment}.ipynb"
@@ -135,15 +132,13 @@ def grade_batch(
     drop.mkdir()
     for student, (_, nb) in subs.items():
         (drop / f"{student}_{assignment}.ipynb").write_text(json.dumps(nb))
-    instructor.collect(course, drop)
-    caps = sandbox.probe()
+    grading.collect(course, drop)
+    caps = grading.probe()
     with PeakMemory() as peak:
         start = time.perf_counter()
-        results = instructor.autograde(
-            course, [assignment], workers=workers, limits=limits, caps=caps
-        )
+        results = grading.autograde(course, [assignment], workers=workers, limits=limits, caps=caps)
         wall = time.perf_counter() - start
-    with instructor._gradebook(course) as gb:
+    with open_gradebook(course) as gb:
         recorded = {
             s.student.id: (float(s.score), float(s.max_score))
             for s in gb.assignment_submissions(assignment)
@@ -166,7 +161,7 @@ def grade_batch(
         "good_below_full": wrong,
         "errors": {s: r.error for s, r in by_student.items() if r.error},
         "scores": {s: r.score for s, r in by_student.items()},
-        "gradebook_problems": instructor.check_gradebook(course),
+        "gradebook_problems": grading.check_gradebook(course),
         "sandbox_warnings": caps.warnings(),
     }
 
@@ -176,7 +171,7 @@ def run(
     assignment: str,
     n: int,
     workers: list[int],
-    limits: sandbox.Limits,
+    limits: grading.Limits,
 ) -> dict:
     """Grade the same ``n`` generated submissions once per worker count, one after the
     other (same load on the machine, so the ratio means more than each time)."""
@@ -243,7 +238,7 @@ def main() -> None:
     parser.add_argument("--notebook-timeout", type=int, default=300)
     parser.add_argument("--memory-mb", type=int, default=3000)
     args = parser.parse_args()
-    limits = sandbox.Limits(
+    limits = grading.Limits(
         cell_seconds=args.cell_timeout,
         notebook_seconds=args.notebook_timeout,
         memory_mb=args.memory_mb,

@@ -9,7 +9,7 @@ from fixtures.grading_corpus import ASSIGNMENT, FULL, POINTS, write_assignment  
 from nbgrader_helpers import COURSE_ROOT  # noqa: E402
 from test_benchmarks import load  # noqa: E402
 
-from kdlab.grading import sandbox  # noqa: E402
+from kdlab.grading import Limits  # noqa: E402
 
 pytestmark = pytest.mark.nbgrader
 
@@ -20,7 +20,7 @@ def test_grading_benchmark_loses_no_grade_and_reports_its_numbers(tmp_path):
     course.mkdir()
     (course / "nbgrader_config.py").write_bytes((COURSE_ROOT / "nbgrader_config.py").read_bytes())
     write_assignment(course)
-    limits = sandbox.Limits(cell_seconds=10, notebook_seconds=60, memory_mb=256)
+    limits = Limits(cell_seconds=10, notebook_seconds=60, memory_mb=256)
     result = bench.run(course, ASSIGNMENT, 4, [2], limits)
     (r,) = result["runs"]
     assert r["lost"] == [] and r["good_below_full"] == [] and r["gradebook_problems"] == []

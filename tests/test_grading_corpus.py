@@ -32,13 +32,13 @@ from fixtures.grading_corpus import (  # noqa: E402
 )
 from nbgrader_helpers import COURSE_ROOT, read_notebook, scores  # noqa: E402
 
-from kdlab.grading import instructor, sandbox  # noqa: E402
+from kdlab import grading  # noqa: E402
 
 pytestmark = pytest.mark.nbgrader
 
-LIMITS = sandbox.Limits(cell_seconds=10, notebook_seconds=60, memory_mb=256)
+LIMITS = grading.Limits(cell_seconds=10, notebook_seconds=60, memory_mb=256)
 # Two answers that loop for a cell limit each: past the wall limit whatever the start-up.
-WALL = sandbox.Limits(cell_seconds=5, notebook_seconds=6, memory_mb=256)
+WALL = grading.Limits(cell_seconds=5, notebook_seconds=6, memory_mb=256)
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"
 
 
@@ -46,12 +46,12 @@ NOTEBOOK = f"{ASSIGNMENT}.ipynb"
 class Graded:
     course: Path
     corpus: dict[str, Case]
-    report: instructor.CollectReport
-    results: dict[str, instructor.GradeResult]
-    caps: sandbox.Capabilities
+    report: grading.CollectReport
+    results: dict[str, grading.GradeResult]
+    caps: grading.Capabilities
     before: dict[Path, bytes]  # files the kernels must not change, with their content
     reached: list  # connections that reached the listener on 127.0.0.1
-    wall: instructor.GradeResult  # the submission stopped at the wall limit
+    wall: grading.GradeResult  # the submission stopped at the wall limit
     scores_before_wall: dict[str, dict[str, float]]
 
 
@@ -63,9 +63,9 @@ def graded(tmp_path_factory) -> Graded:
     course.mkdir()
     (course / "nbgrader_config.py").write_bytes((COURSE_ROOT / "nbgrader_config.py").read_bytes())
     source_path = write_assignment(course)
-    assert instructor.release(course, [ASSIGNMENT]) == {ASSIGNMENT: []}
+    assert grading.release(course, [ASSIGNMENT]) == {ASSIGNMENT: []}
     release = read_notebook(course / "release" / ASSIGNMENT / NOTEBOOK)
-    reference = instructor.reference_submission(release, read_notebook(source_path))
+    reference = grading.reference_submission(release, read_notebook(source_path))
     other = course / "submitted" / "good-1" / ASSIGNMENT / NOTEBOOK
     paths = [str(course / "gradebook.db"), str(source_path), str(other), "../../../gradebook.db"]
     addresses = [listener.getsockname()[:2], ("1.1.1.1", 53)]
@@ -74,10 +74,10 @@ def graded(tmp_path_factory) -> Graded:
     for case in corpus.values():
         (drop / f"{case.student}_{ASSIGNMENT}.ipynb").write_bytes(case.content)
     (drop / "no-assignment-name.ipynb").write_text("{}")
-    report = instructor.collect(course, drop)
+    report = grading.collect(course, drop)
     before = {p: p.read_bytes() for p in (source_path, other)}
-    caps = sandbox.probe()
-    results = instructor.autograde(course, [ASSIGNMENT], workers=2, limits=LIMITS, caps=caps)
+    caps = grading.probe()
+    results = grading.autograde(course, [ASSIGNMENT], workers=2, limits=LIMITS, caps=caps)
     listener.setblocking(False)
     try:
         reached = [listener.accept()[1]]
@@ -90,7 +90,7 @@ def graded(tmp_path_factory) -> Graded:
     path = course / "submitted" / "wall-limit" / ASSIGNMENT / NOTEBOOK
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(slow))
-    (wall,) = instructor.autograde(
+    (wall,) = grading.autograde(
         course, [ASSIGNMENT], students=["wall-limit"], limits=WALL, caps=caps
     )
     return Graded(
@@ -142,7 +142,7 @@ def test_wall_limit_stops_a_submission_and_leaves_the_others(graded):
 
 
 def test_gradebook_is_intact_and_holds_only_graded_submissions(graded):
-    assert instructor.check_gradebook(graded.course) == []
+    assert grading.check_gradebook(graded.course) == []
     with sqlite3.connect(graded.course / "gradebook.db") as db:
         students = {row[0] for row in db.execute("SELECT student_id FROM submitted_assignment")}
     assert students == {s for s, r in graded.results.items() if not r.error}

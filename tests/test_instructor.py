@@ -8,8 +8,9 @@ import zipfile
 
 import pytest
 
-from kdlab import cli
-from kdlab.grading import instructor, sandbox
+from kdlab import cli, grading
+from kdlab.grading.collecting import _parse_name
+from kdlab.grading.slot import _drop_duplicate_ids, _error_from_log
 
 KNOWN = ["a1_soft_targets", "a2_quantization_pruning"]
 
@@ -22,7 +23,7 @@ KNOWN = ["a1_soft_targets", "a2_quantization_pruning"]
     ],
 )
 def test_parse_name_good(name, expected):
-    assert instructor._parse_name(name, KNOWN) == expected
+    assert _parse_name(name, KNOWN) == expected
 
 
 @pytest.mark.parametrize(
@@ -35,7 +36,7 @@ def test_parse_name_good(name, expected):
     ],
 )
 def test_parse_name_bad(name, says):
-    assert says in instructor._parse_name(name, KNOWN)
+    assert says in _parse_name(name, KNOWN)
 
 
 def _course(tmp_path):
@@ -54,7 +55,7 @@ def test_collect_from_zip_reports_every_bad_file(tmp_path):
         z.writestr("ada_a1_soft_targets.ipynb", "A")
         z.writestr("dl/bob_a2_quantization_pruning.ipynb", "B")
         z.writestr("notes.txt", "C")
-    report = instructor.collect(course, archive)
+    report = grading.collect(course, archive)
     assert sorted(report.collected) == [
         ("ada", "a1_soft_targets"),
         ("bob", "a2_quantization_pruning"),
@@ -78,33 +79,33 @@ def test_release_leaks_finds_solution_and_hidden_lines(tmp_path):
     leaky.write_text(
         json.dumps({"cells": [{"source": "answer = compute()\nassert secret_check(answer)"}]})
     )
-    assert instructor.release_leaks([source], [clean]) == []
-    found = instructor.release_leaks([source], [leaky])
+    assert grading.release_leaks([source], [clean]) == []
+    found = grading.release_leaks([source], [leaky])
     assert any("solution line" in f for f in found) and any("hidden-test" in f for f in found)
 
 
 @pytest.mark.parametrize("field", ["cell_seconds", "memory_mb", "processes"])
 def test_limits_reject_non_positive(field):
     with pytest.raises(ValueError, match=field):
-        sandbox.Limits(**{field: 0})
+        grading.Limits(**{field: 0})
 
 
 def test_limits_reject_notebook_shorter_than_cell():
     with pytest.raises(ValueError, match="notebook_seconds"):
-        sandbox.Limits(cell_seconds=60, notebook_seconds=30)
+        grading.Limits(cell_seconds=60, notebook_seconds=30)
 
 
 def test_capabilities_warn_for_each_missing_mechanism():
-    none = sandbox.Capabilities(None, False, False, "EPERM", "not root")
+    none = grading.Capabilities(None, False, False, "EPERM", "not root")
     assert len(none.warnings()) == 3
-    full = sandbox.Capabilities(61000, True, True)
+    full = grading.Capabilities(61000, True, True)
     assert full.warnings() == [] and len(full.enforced()) == 6
 
 
 def test_kernel_spec_applies_what_the_probe_found(tmp_path):
-    caps = sandbox.Capabilities(61000, True, False)
-    spec = sandbox.kernel_spec(
-        sandbox.Limits(), caps, home=tmp_path, pidfile=tmp_path / "p", hide=[tmp_path]
+    caps = grading.Capabilities(61000, True, False)
+    spec = grading.kernel_spec(
+        grading.Limits(), caps, home=tmp_path, pidfile=tmp_path / "p", hide=[tmp_path]
     )
     argv = spec["argv"]
     assert "--no-network" in argv and "--uid" in argv and "--hide" not in argv
@@ -112,7 +113,7 @@ def test_kernel_spec_applies_what_the_probe_found(tmp_path):
 
 
 def test_probe_runs_and_explains():
-    caps = sandbox.probe()
+    caps = grading.probe()
     assert isinstance(caps.network_namespace, bool)
     assert caps.uid is not None or caps.reason_user
 
@@ -131,7 +132,7 @@ def test_duplicate_grade_ids_keep_only_the_last_copy(tmp_path):
     cells.append({"cell_type": "markdown", "source": "text", "metadata": {}})
     path = tmp_path / "nb.ipynb"
     path.write_text(json.dumps({"cells": cells}))
-    instructor._drop_duplicate_ids(path)
+    _drop_duplicate_ids(path)
     kept = [
         (c["source"], c["metadata"].get("nbgrader")) for c in json.loads(path.read_text())["cells"]
     ]
@@ -154,4 +155,4 @@ def test_duplicate_grade_ids_keep_only_the_last_copy(tmp_path):
     ],
 )
 def test_error_from_log_names_the_cause(log, says):
-    assert says in instructor._error_from_log(log)
+    assert says in _error_from_log(log)

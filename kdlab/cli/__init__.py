@@ -36,7 +36,7 @@ def _check(_: argparse.Namespace) -> int:
 
 
 def _limits(args: argparse.Namespace):
-    from kdlab.grading.sandbox import Limits
+    from kdlab.grading import Limits
 
     return Limits(
         cell_seconds=args.cell_timeout,
@@ -46,7 +46,7 @@ def _limits(args: argparse.Namespace):
 
 
 def _sandbox_report():
-    from kdlab.grading.sandbox import probe
+    from kdlab.grading import probe
 
     caps = probe()
     for line in caps.enforced():
@@ -64,7 +64,7 @@ def _print_results(results) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    from kdlab.grading.instructor import release
+    from kdlab.grading import release
 
     leaks = release(Path(args.course), args.assignments or None)
     for name, found in leaks.items():
@@ -75,7 +75,7 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _selfcheck(args: argparse.Namespace) -> int:
-    from kdlab.grading.instructor import selfcheck
+    from kdlab.grading import selfcheck
 
     caps = _sandbox_report()
     rows = selfcheck(
@@ -91,7 +91,7 @@ def _selfcheck(args: argparse.Namespace) -> int:
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from kdlab.grading.instructor import collect
+    from kdlab.grading import collect
 
     report = collect(Path(args.course), Path(args.source))
     print(f"collected {len(report.collected)} submissions")
@@ -101,7 +101,7 @@ def _collect(args: argparse.Namespace) -> int:
 
 
 def _autograde(args: argparse.Namespace) -> int:
-    from kdlab.grading.instructor import autograde, check_gradebook, write_report
+    from kdlab.grading import autograde, check_gradebook, write_report
 
     caps = _sandbox_report()
     course = Path(args.course)
@@ -123,7 +123,7 @@ def _autograde(args: argparse.Namespace) -> int:
 
 
 def _feedback(args: argparse.Namespace) -> int:
-    from kdlab.grading.instructor import feedback
+    from kdlab.grading import feedback
 
     feedback(Path(args.course), args.assignments or None)
     print(f"feedback pages are in {Path(args.course) / 'feedback'}/")
@@ -131,7 +131,7 @@ def _feedback(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from kdlab.grading.instructor import export_grades
+    from kdlab.grading import export_grades
 
     export_grades(Path(args.course), Path(args.csv))
     print(f"grades written to {args.csv}")
