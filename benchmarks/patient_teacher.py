@@ -3,12 +3,14 @@ transfer set of an MNIST-family data set, over several seeds and schedule length
 
 The MLP student of notebook 02 is distilled from the course's cached CNN teacher, without
 labels (KL at T = 1), on random views of ``--n-train`` training images, with the teacher's
-targets made four ways (kdlab.function_matching.MODES: a fixed precomputed teacher,
+targets made four ways (kdlab.distill.views.MODES: a fixed precomputed teacher,
 independent views, consistent views, consistent views + mixup), each at every schedule
-length in ``--epochs`` (a full cosine schedule each). Prints test accuracy (mean ± sd over
-seeds) per mode and schedule, the ranking per schedule and the seconds per epoch relative to
-the fixed teacher; saves them to ``benchmarks/results/patient_teacher_<data>.json``, which
-notebook 08 shows when it exists.
+length in ``--epochs`` (a full cosine schedule each); the set-up and the distillation are
+notebook 08's, from kdlab.recipes.patient_teacher. Prints test accuracy (mean ± sd over
+seeds) per mode and schedule, the ranking per schedule, each mode against the fixed teacher
+(better or worse by more than the seed spread, else a tie: kdlab.report.verdict) and the
+seconds per epoch relative to the fixed teacher; saves them to
+``benchmarks/results/patient_teacher_<data>.json``, which notebook 08 shows when it exists.
 
     python benchmarks/patient_teacher.py         # 2,000 images, seeds 0 1 2, 4/16/64 epochs
     python benchmarks/patient_teacher.py --fast --seeds 0 --epochs 1 2   # a smoke run
@@ -18,79 +20,79 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import time
 from pathlib import Path
 
 import torch
 
-from kdlab import recipes
 from kdlab.distill.views import MODES
-from kdlab.metrics import evaluate
-from kdlab.recipes.patient_teacher import distil_with_views
-from kdlab.report import save_results
+from kdlab.recipes.patient_teacher import distil_and_score, transfer_setup
+from kdlab.report import format_spread, save_results, spread, verdict
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def spread(values: list[float]) -> str:
-    mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.2f} ± {sd:.2f}"
+BASELINE = "fixed"  # the precomputed teacher: the cheap shortcut the other modes are held to
 
 
 def run(data: str, seeds: list[int], schedules: list[int], n_train: int, fast: bool) -> dict:
     start = time.perf_counter()
     runs = []
     for seed in seeds:
-        splits = recipes.mnist_family_splits(data, fast=fast, seed=seed)
-        teacher, info = recipes.trained_teacher(splits, seed=seed, verbose=False)
-        teacher_accuracy = evaluate(teacher, splits.test.loader(1000))["accuracy"]
-        train = splits.train.subset(n_train, seed=seed)
+        setup = transfer_setup(data, n_train, fast=fast, seed=seed)
         for epochs in schedules:
             for mode in MODES:
-                t0 = time.perf_counter()
-                student, history = distil_with_views(
-                    teacher, train, splits.val, mode, epochs, seed=seed
-                )
-                seconds = time.perf_counter() - t0
+                scored = distil_and_score(setup, mode, epochs, seed=seed)
                 runs.append(
                     {
                         "seed": seed,
                         "epochs": epochs,
                         "mode": mode,
-                        "test_accuracy": 100
-                        * evaluate(student, splits.test.loader(1000))["accuracy"],
-                        "val_accuracy": [100 * a for a in history["val_accuracy"]],
-                        "seconds_per_epoch": seconds / epochs,
+                        "test_accuracy": scored["test_accuracy"],
+                        "val_accuracy": scored["val_accuracy"],
+                        "seconds_per_epoch": scored["seconds"] / epochs,
                     }
                 )
                 print(
                     f"seed {seed} {epochs:>4} epochs {mode:<18} "
-                    f"test {runs[-1]['test_accuracy']:.2f} % ({seconds:.0f} s)",
+                    f"test {runs[-1]['test_accuracy']:.2f} % ({scored['seconds']:.0f} s)",
                     flush=True,
                 )
     summary = []
     for mode in MODES:
         row: dict[str, object] = {"mode": mode}
         for epochs in schedules:
-            accs = [r["test_accuracy"] for r in runs if r["mode"] == mode and r["epochs"] == epochs]
-            row[f"{epochs} epochs: mean %"] = statistics.fmean(accs)
-            row[f"{epochs} epochs: sd"] = statistics.stdev(accs) if len(accs) > 1 else 0.0
+            mean, sd = spread(accuracies(runs, mode, epochs))
+            row[f"{epochs} epochs: mean %"] = mean
+            row[f"{epochs} epochs: sd"] = sd
         summary.append(row)
     return {
-        "data": splits.name,
-        "synthetic": splits.synthetic,
+        "data": setup.splits.name,
+        "synthetic": setup.splits.synthetic,
         "seeds": seeds,
         "schedules": schedules,
-        "n_train": len(train),
-        "teacher_test_accuracy": 100 * teacher_accuracy,
-        "teacher_status": info["status"],
+        "n_train": len(setup.train),
+        "teacher_test_accuracy": 100 * setup.teacher_accuracy,
+        "teacher_status": setup.teacher_info["status"],
         "runs": runs,
         "summary": summary,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
         "wall_seconds": time.perf_counter() - start,
         "fast": fast,
+    }
+
+
+def accuracies(runs: list[dict], mode: str, epochs: int) -> list[float]:
+    """Test accuracies (%) of ``mode`` at ``epochs``, one per seed."""
+    return [r["test_accuracy"] for r in runs if r["mode"] == mode and r["epochs"] == epochs]
+
+
+def against_baseline(runs: list[dict], epochs: int) -> dict[str, str]:
+    """Each other mode's test accuracy at ``epochs`` against the fixed teacher's over the
+    seeds: better, worse, tie (a difference within the seed spread) or one run."""
+    baseline = accuracies(runs, BASELINE, epochs)
+    return {
+        mode: verdict(accuracies(runs, mode, epochs), baseline)
+        for mode in MODES
+        if mode != BASELINE
     }
 
 
@@ -114,18 +116,18 @@ def report(result: dict) -> str:
     ]
 
     def per_epoch(mode: str) -> float:
-        return statistics.fmean(r["seconds_per_epoch"] for r in runs if r["mode"] == mode)
+        return spread([r["seconds_per_epoch"] for r in runs if r["mode"] == mode])[0]
 
     for mode in MODES:
-        cells = [
-            spread([r["test_accuracy"] for r in runs if r["mode"] == mode and r["epochs"] == e])
-            for e in schedules
-        ]
-        ratio = per_epoch(mode) / per_epoch("fixed")
+        cells = [format_spread(accuracies(runs, mode, e), 2) for e in schedules]
+        ratio = per_epoch(mode) / per_epoch(BASELINE)
         lines.append(f"| {mode} | " + " | ".join(cells) + f" | {ratio:.1f}x |")
     lines.append("")
     for epochs in schedules:
         lines.append(f"- ranking at {epochs} epochs: " + " > ".join(ranking(result, epochs)))
+    for epochs in schedules:
+        said = ", ".join(f"{m} {v}" for m, v in against_baseline(runs, epochs).items())
+        lines.append(f"- against the {BASELINE} teacher at {epochs} epochs: {said}")
     first, last = ranking(result, schedules[0]), ranking(result, schedules[-1])
     changed = "changes" if first != last else "does not change"
     lines.append(f"- the ranking {changed} between {schedules[0]} and {schedules[-1]} epochs")

@@ -2,7 +2,8 @@
 
 For each seed: the CNN teacher (cached), the MLP student trained from the labels alone,
 and the same student distilled with the course recipe (kdlab.recipes.STUDENT_RECIPE).
-Prints a table of test errors (mean and spread), the gap closed
+Prints a table of test errors (mean and spread), whether the distilled student beats the
+one from scratch by more than the seed spread (kdlab.report.verdict), the gap closed
 ``(err_scratch - err_kd) / (err_scratch - err_teacher)`` (Hinton et al. 2015 on MNIST:
 (146 - 74) / (146 - 67) = 91 %), latency ratios at batch 1 and 256 measured side by side,
 size ratio and wall time; saves them to ``benchmarks/results/soft_targets_<data>.json``,
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import time
 from pathlib import Path
 
@@ -25,15 +25,9 @@ import torch
 
 from kdlab import bench, recipes
 from kdlab.metrics import evaluate
-from kdlab.report import save_results
+from kdlab.report import format_spread, save_results, spread, verdict
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def spread(values: list[float]) -> str:
-    mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.1f} ± {sd:.1f}"
 
 
 def run(data: str, seeds: list[int], fast: bool, epochs: int | None) -> dict:
@@ -100,6 +94,13 @@ def run(data: str, seeds: list[int], fast: bool, epochs: int | None) -> dict:
     }
 
 
+def distilled_vs_scratch(rows: list[dict]) -> str:
+    """The distilled student's test errors against the scratch student's over the seeds:
+    better (fewer), worse, tie (a difference within the seed spread) or one run."""
+    distilled, scratch = [r["distilled"] for r in rows], [r["scratch"] for r in rows]
+    return verdict(distilled, scratch, higher_is_better=False)
+
+
 def report(result: dict) -> str:
     rows = result["per_seed"]
     n = rows[0]["n_test"]
@@ -112,13 +113,14 @@ def report(result: dict) -> str:
     ]
     for key in ("teacher", "scratch", "distilled"):
         errs = [r[key] for r in rows]
-        lines.append(f"| {key} | {spread(errs)} | {100 * statistics.fmean(errs) / n:.2f} |")
+        lines.append(f"| {key} | {format_spread(errs, 1)} | {100 * spread(errs)[0] / n:.2f} |")
     gaps = [100 * r["gap_closed"] for r in rows]
     lines += [
         "",
         "| measure | value |",
         "|---|---|",
-        f"| gap closed % (mean ± sd) | {spread(gaps)} (Hinton et al. on MNIST: 91) |",
+        f"| gap closed % (mean ± sd) | {format_spread(gaps, 1)} (Hinton et al. on MNIST: 91) |",
+        f"| distilled vs scratch over seeds (test errors) | {distilled_vs_scratch(rows)} |",
         f"| student speed-up at batch 1 | {result['speedup_batch1']:.1f}x |",
         f"| student speed-up at batch 256 | {result['speedup_batch256']:.1f}x |",
         f"| size ratio teacher/student | {result['size_ratio']:.2f}x |",

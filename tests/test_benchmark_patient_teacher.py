@@ -27,3 +27,24 @@ def test_patient_teacher_benchmark_reports_what_it_measured():
         ),
     )
     assert f"- ranking at 2 epochs: {best_at_2} >" in text
+    said = bench.against_baseline(runs, 2)
+    assert set(said) == set(MODES) - {"fixed"}
+    assert set(said.values()) <= {"better", "worse", "tie"}
+    line = ", ".join(f"{m} {v}" for m, v in said.items())
+    assert f"- against the fixed teacher at 2 epochs: {line}" in text
+
+
+def test_against_the_fixed_teacher_a_difference_within_the_spread_is_a_tie():
+    bench = load("patient_teacher")
+    accuracy = {"fixed": (70, 72), "independent": (60, 61), "consistent": (73, 71.5)}
+    accuracy["function_matching"] = (80, 81)
+    runs = [
+        {"mode": m, "epochs": 4, "seed": s, "test_accuracy": a}
+        for m, values in accuracy.items()
+        for s, a in enumerate(values)
+    ]
+    assert bench.against_baseline(runs, 4) == {
+        "independent": "worse",
+        "consistent": "tie",
+        "function_matching": "better",
+    }

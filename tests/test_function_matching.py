@@ -1,4 +1,5 @@
-"""Views, mixup and the four ways of producing the teacher's targets (Beyer et al. 2022)."""
+"""Views, mixup and the four ways of producing the teacher's targets (Beyer et al. 2022):
+kdlab.distill.views, and the track's set-up in kdlab.recipes.patient_teacher."""
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from kdlab.distill import Distiller, freeze
 from kdlab.distill.views import MODES, TeachingBatches, mixup, random_views
 from kdlab.losses import soft_target_loss
 from kdlab.models import StudentMLP
+from kdlab.recipes.patient_teacher import distil_and_score, distil_with_views, transfer_setup
 
 
 def images(n=16, seed=0):
@@ -135,3 +137,17 @@ def test_distilling_in_each_mode_brings_the_student_closer_to_the_teacher(mode):
         batches, epochs=20, progress=False
     )
     assert gap() < 0.9 * before
+
+
+def test_transfer_setup_and_a_scored_run_are_the_plain_distillation_timed_and_scored():
+    setup = transfer_setup("fashion-mnist", 96, fast=True, seed=0)
+    assert len(setup.train) == 96 and 0 < setup.teacher_accuracy <= 1
+    assert not setup.teacher.training
+    scored = distil_and_score(setup, "consistent", 2, seed=0, batch_size=32)
+    assert len(scored["val_accuracy"]) == 2 and scored["seconds"] > 0
+    assert scored["val_accuracy"] == [100 * a for a in scored["history"]["val_accuracy"]]
+    plain, _ = distil_with_views(
+        setup.teacher, setup.train, setup.splits.val, "consistent", 2, seed=0, batch_size=32
+    )
+    for key, value in plain.state_dict().items():  # the same student from the same seed
+        torch.testing.assert_close(value, scored["student"].state_dict()[key], msg=key)

@@ -1,4 +1,5 @@
-"""kdlab.segmentation: U-Net shapes and checks, the slim student's size, the distiller."""
+"""kdlab.models.unet and kdlab.distill.segmentation: U-Net shapes and checks, the slim
+student's size, the distiller, the class weights."""
 
 import copy
 import statistics
