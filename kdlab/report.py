@@ -94,11 +94,10 @@ def load_results(name: str, *, verbose: bool = True) -> dict | None:
     path = results_dir() / f"{name}.json"
     if not path.is_file():
         if verbose:
-            script = name.split("_")[0] if not name.startswith("patient") else "patient_teacher"
-            print(
-                f"No saved results at {path}: the benchmark in benchmarks/ (such as "
-                f"`python benchmarks/{script}.py`) writes them there."
-            )
+            scripts = sorted(path.parent.parent.glob("*.py"), key=lambda p: -len(p.stem))
+            script = next((p.name for p in scripts if name.startswith(p.stem)), None)
+            how = f"`python benchmarks/{script}`" if script else "its benchmark in benchmarks/"
+            print(f"No saved results at {path}: {how} writes them there.")
         return None
     try:
         result = json.loads(path.read_text())

@@ -35,6 +35,16 @@ def test_verdict_calls_a_difference_within_the_spread_a_tie(method, baseline, hi
     assert verdict(method, baseline, higher_is_better=higher) == expected
 
 
+def test_missing_results_name_the_benchmark_that_writes_them(tmp_path, monkeypatch, capsys):
+    for script in ("soft.py", "soft_targets.py", "patient_teacher.py"):
+        (tmp_path / script).write_text("")
+    monkeypatch.setenv("KDLAB_RESULTS", str(tmp_path / "results"))
+    assert load_results("soft_targets_mnist") is None
+    assert "`python benchmarks/soft_targets.py`" in capsys.readouterr().out
+    assert load_results("patient_teacher_fashion-mnist") is None
+    assert "`python benchmarks/patient_teacher.py`" in capsys.readouterr().out
+
+
 def test_saved_results_are_read_back_with_their_machine(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("KDLAB_RESULTS", str(tmp_path))
     assert load_results("soft_targets_mnist") is None
