@@ -1,16 +1,17 @@
 """Benchmark: DistilBERT-style distillation on SST-2, over several seeds (Sanh et al. 2019).
 
-With notebook 06's recipe (:data:`kdlab.bert.RECIPE`): one MLM pre-training on all the
-training phrases (cached: 40-50 minutes on 2 CPU cores the first time), then for each seed
-(a labelled subset and the initialisations) the BERT teacher fine-tuned from that encoder,
-the same teacher fine-tuned from random weights (what the pre-training is worth), the
-student made of every other teacher layer and trained on the triple loss (soft targets,
-hard labels, cosine on hidden states), and the same student architecture from a random
-initialisation trained on the hard labels only. Prints SST-2 dev accuracy (mean and
-spread), the share of the teacher's accuracy each model retains, the parameter ratio, the
-latency ratio at batch 1 and 32 (sequences of 64 tokens; medians over rounds that time
-teacher and student in turn) and the wall time, then the goals, met or NOT met from these
-measurements; saves everything to ``benchmarks/results/distilbert_sst2.json`` first.
+With notebook 06's recipe (:class:`kdlab.recipes.distilbert.BertRecipe`): one MLM
+pre-training on all the training phrases (cached: 40-50 minutes on 2 CPU cores the first
+time), then for each seed (a labelled subset and the initialisations) the BERT teacher
+fine-tuned from that encoder, the same teacher fine-tuned from random weights (what the
+pre-training is worth), the student made of every other teacher layer and trained on the
+triple loss (soft targets, hard labels, cosine on hidden states), and the same student
+architecture from a random initialisation trained on the hard labels only. Prints SST-2 dev
+accuracy (mean and spread), the share of the teacher's accuracy each model retains, the
+parameter ratio, the latency ratio at batch 1 and 32 (sequences of 64 tokens; medians over
+rounds that time teacher and student in turn) and the wall time, then the goals, met or NOT
+met from these measurements; saves everything to ``benchmarks/results/distilbert_sst2.json``
+first.
 
     python benchmarks/distilbert.py                        # SST-2, seeds 0 1 2
     python benchmarks/distilbert.py --seeds 0 1 2 3 4
@@ -27,6 +28,7 @@ import os
 import platform
 import statistics
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -36,7 +38,7 @@ from kdlab.data.sst2 import load_sst2
 from kdlab.data.tokenizer import MAX_LENGTH, encode, wordpiece_tokenizer
 from kdlab.distill.bert import distil, evaluate_classifier, fine_tune
 from kdlab.models.bert import RandomTokens, bert_config, random_student, student_from_teacher
-from kdlab.recipes.distilbert import FAST_RECIPE, RECIPE, bert_teacher, pretrained_encoder
+from kdlab.recipes.distilbert import BertRecipe, bert_teacher, pretrained_encoder
 from kdlab.report import save_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -68,26 +70,26 @@ def run(seeds: list[int], fast: bool = False) -> dict:
         raise ValueError(f"seeds must be a non-empty list of distinct ints, got {seeds!r}")
     start = time.perf_counter()
     load_before = os.getloadavg()
-    recipe = FAST_RECIPE if fast else RECIPE
+    recipe = BertRecipe().fast() if fast else BertRecipe()
     train_all = load_sst2("train", synthetic_fallback=fast)
     dev_set = load_sst2("dev", synthetic_fallback=fast, limit=FAST_EVAL if fast else None)
     tokenizer, _ = wordpiece_tokenizer(
-        train_all.sentences, vocab_size=recipe["vocab_size"], verbose=False
+        train_all.sentences, vocab_size=recipe.vocab_size, verbose=False
     )
     dev = encode(tokenizer, dev_set, MAX_LENGTH)
-    config = bert_config(len(tokenizer), max_length=MAX_LENGTH, **recipe["teacher"])
-    schedule = {"epochs": recipe["epochs"], "batch_size": recipe["batch_size"], "lr": recipe["lr"]}
+    config = bert_config(len(tokenizer), max_length=MAX_LENGTH, **asdict(recipe.teacher))
+    schedule = {"epochs": recipe.epochs, "batch_size": recipe.batch_size, "lr": recipe.lr}
     # One pre-trained encoder for every seed, as one BERT checkpoint serves many fine-tunings.
-    mlm = encode(tokenizer, train_all.subset(recipe["mlm_sentences"], seed=recipe["mlm_seed"]))
+    mlm = encode(tokenizer, train_all.subset(recipe.mlm_sentences, seed=recipe.mlm_seed))
     encoder, encoder_info = pretrained_encoder(
         config,
         mlm,
         tokenizer=tokenizer,
-        epochs=recipe["mlm_epochs"],
-        lr=recipe["mlm_lr"],
-        batch_size=recipe["mlm_batch_size"],
-        dropout=recipe["mlm_dropout"],
-        seed=recipe["mlm_seed"],
+        epochs=recipe.mlm_epochs,
+        lr=recipe.mlm_lr,
+        batch_size=recipe.mlm_batch_size,
+        dropout=recipe.mlm_dropout,
+        seed=recipe.mlm_seed,
         verbose=False,
     )
     mlm_losses = [e["mlm_loss"] for e in encoder_info["summary"]["mlm"]["epochs"]]
@@ -101,7 +103,7 @@ def run(seeds: list[int], fast: bool = False) -> dict:
     for seed in seeds:
         t0 = time.perf_counter()
         # The seed picks the labelled subset as well as the initialisations.
-        train = encode(tokenizer, train_all.subset(recipe["train_sentences"], seed=seed))
+        train = encode(tokenizer, train_all.subset(recipe.train_sentences, seed=seed))
         teacher, info = bert_teacher(
             config, train, encoder=encoder, seed=seed, verbose=False, **schedule
         )
@@ -111,7 +113,7 @@ def run(seeds: list[int], fast: bool = False) -> dict:
         seconds = {"teacher": info["train_seconds"], "teacher_no_mlm": no_mlm_info["train_seconds"]}
         student = student_from_teacher(teacher)
         t = time.perf_counter()
-        distil(student, teacher, train, seed=seed, **schedule, **recipe["triple"])
+        distil(student, teacher, train, seed=seed, **schedule, **asdict(recipe.triple))
         seconds["student"] = time.perf_counter() - t
         scratch = random_student(teacher, config.num_hidden_layers // 2, seed=seed)
         t = time.perf_counter()
@@ -153,7 +155,7 @@ def run(seeds: list[int], fast: bool = False) -> dict:
         "synthetic": train_all.synthetic,
         "n_dev": len(dev_set),
         "seeds": seeds,
-        "recipe": recipe,
+        "recipe": asdict(recipe),
         "mlm": {
             "status": encoder_info["status"],
             "train_seconds": encoder_info["train_seconds"],

@@ -3,12 +3,15 @@
 import json
 import statistics
 import sys
+from dataclasses import asdict
 
 import pytest
 from test_benchmarks import load
 
 from kdlab.models.bert import bert_classifier, bert_config
-from kdlab.recipes.distilbert import FAST_RECIPE
+from kdlab.recipes.distilbert import BertRecipe
+
+FAST = BertRecipe().fast()
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +37,17 @@ def test_distilbert_benchmark_measures_three_models_per_seed(result):
         for key in ("teacher_no_mlm", "student", "random_student"):
             assert r["retention"][key] == acc[key] / acc["teacher"]
     # one MLM encoder for both seeds, pre-trained for the recipe's epochs
-    assert len(result["mlm"]["loss_per_epoch"]) == FAST_RECIPE["mlm_epochs"]
+    assert len(result["mlm"]["loss_per_epoch"]) == FAST.mlm_epochs
+    # the saved recipe is the fast one, as a plain dict
+    assert result["recipe"] == asdict(FAST)
 
 
 def test_parameters_match_models_built_independently(result):
-    layers = FAST_RECIPE["teacher"]["layers"]
+    teacher = asdict(FAST.teacher)
     vocab = result["recipe"]["vocab_size"]
-    shape = FAST_RECIPE["teacher"] | {"layers": layers // 2}
+    shape = teacher | {"layers": FAST.teacher.layers // 2}
     counts = {}
-    for name, kwargs in (("teacher", FAST_RECIPE["teacher"]), ("student", shape)):
+    for name, kwargs in (("teacher", teacher), ("student", shape)):
         model = bert_classifier(bert_config(vocab, **kwargs))
         counts[name] = sum(p.numel() for p in model.parameters())
     # the trained tokenizer may hold slightly fewer tokens than asked: compare the layers

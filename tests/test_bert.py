@@ -1,13 +1,19 @@
-"""kdlab.bert: DistilBERT's layer-subset initialisation checked by running the teacher's own
-modules by hand; copies not shared; argument errors; BERT masking; training plumbing.
-Tiny configurations keep it fast."""
+"""kdlab.models.bert, kdlab.distill.bert and kdlab.recipes.distilbert: DistilBERT's
+layer-subset initialisation checked by running the teacher's own modules by hand; copies not
+shared; argument errors; BERT masking; the BERT trainers on the one Distiller loop, checked
+step by step against hand-written steps; the recipe. Tiny configurations keep it fast."""
+
+import dataclasses
+import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from kdlab import runtime
 from kdlab.data import tokenizer as tok
-from kdlab.data.tokenizer import Encoded
+from kdlab.data.tokenizer import Encoded, LengthBatches
+from kdlab.distill import Distiller
 from kdlab.distill import bert as train
 from kdlab.models import bert as models
 from kdlab.recipes import distilbert as recipe
@@ -323,3 +329,277 @@ def test_random_tokens_wrapper_gives_logits_for_bench():
     wrapped = models.RandomTokens(model)
     assert wrapped(torch.randn(3, 12)).shape == (3, 2)
     assert bench.latency(wrapped, (12,), 2, min_run_time=0.01).median_s > 0
+
+
+# -- the BERT trainers on the one Distiller loop ------------------------------------------
+
+
+class Tok:  # the attributes pretrain_mlm reads from a tokenizer
+    mask_token_id = 4
+    all_special_ids = list(SPECIAL)
+
+
+def hand_adamw(model, lr):
+    """BERT's AdamW written out: weight decay 0.01 on matrices, none on biases/LayerNorm."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(
+        [
+            {"params": [p for p in params if p.dim() > 1], "weight_decay": 0.01},
+            {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0},
+        ],
+        lr=lr,
+    )
+
+
+def test_bert_trainers_are_distillers_on_length_batches():
+    teacher = tiny_teacher(4)
+    student = models.student_from_teacher(teacher)
+    for trainer in (
+        train.BertFineTuner(tiny_teacher(2), device="cpu"),
+        train.BertDistiller(student, teacher, device="cpu"),
+    ):
+        assert isinstance(trainer, Distiller) and trainer.lr_schedule == "linear"
+        assert isinstance(trainer.optimizer, torch.optim.AdamW)
+        assert [g["weight_decay"] for g in trainer.optimizer.param_groups] == [0.01, 0.0]
+
+
+def test_fine_tuner_epoch_equals_a_hand_written_step():
+    data = tiny_batch(n=7, seed=2)
+    model, reference = tiny_teacher(2, seed=3), tiny_teacher(2, seed=3)  # dropout 0.1 on
+    history = train.fine_tune(model, data, epochs=1, batch_size=8, lr=1e-2, seed=4)
+    # one batch, one step: the warm-up schedule is at factor 1 (one step of warm-up)
+    ((ids, mask, labels),) = tok.length_batches(data, 8, seed=4)
+    runtime.seed_everything(4)  # the same dropout draws
+    reference.train()
+    optimizer = hand_adamw(reference, 1e-2)
+    logits = reference(input_ids=ids, attention_mask=mask).logits
+    loss = F.cross_entropy(logits, labels)
+    loss.backward()
+    optimizer.step()
+    record = history.last
+    assert set(record) == {"loss", "train_accuracy", "seconds"}
+    assert record["loss"] == float(loss.detach())
+    assert record["train_accuracy"] == int((logits.argmax(1) == labels).sum()) / len(labels)
+    for key, value in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_bert_distiller_step_equals_the_hand_written_triple_loss():
+    teacher = tiny_teacher(4, seed=5)
+    student = models.student_from_teacher(teacher)
+    reference = models.student_from_teacher(teacher)
+    data = tiny_batch(n=6, seed=6)
+    weights = {"temperature": 3.0, "w_soft": 0.5, "w_hard": 2.0, "w_cos": 1.5}
+    trainer = train.BertDistiller(student, teacher, lr=5e-3, seed=1, device="cpu", **weights)
+    step = trainer.train_step(data.input_ids, data.attention_mask, data.labels)
+    runtime.seed_everything(1)
+    reference.train()
+    optimizer = hand_adamw(reference, 5e-3)  # train_step alone: no schedule, the full lr
+    ids, mask, labels = data.input_ids, data.attention_mask, data.labels
+    with torch.no_grad():
+        t = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    s = reference(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    soft = F.kl_div(
+        F.log_softmax(s.logits / 3.0, -1), F.softmax(t.logits / 3.0, -1), reduction="batchmean"
+    )
+    real = mask.bool()
+    cos = (1 - F.cosine_similarity(s.hidden_states[-1][real], t.hidden_states[-1][real])).mean()
+    hard = F.cross_entropy(s.logits, labels)
+    loss = 0.5 * 9.0 * soft + 2.0 * hard + 1.5 * cos
+    loss.backward()
+    optimizer.step()
+    assert set(step) == {"loss", "soft_loss", "hard_loss", "cos_loss", "train_accuracy"}
+    assert step["loss"] == pytest.approx(float(loss.detach()), rel=1e-5)
+    assert step["cos_loss"] == pytest.approx(float(cos.detach()), rel=1e-5)
+    for key, value in reference.state_dict().items():
+        torch.testing.assert_close(student.state_dict()[key], value, rtol=1e-4, atol=1e-6)
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+
+
+def test_bert_schedule_warms_up_then_decays_once_per_batch():
+    data = tiny_batch(n=20, seed=1)
+    trainer = train.BertFineTuner(tiny_teacher(2), lr=1e-3, warmup=0.3, device="cpu")
+    seen = []
+    original = trainer.train_step
+
+    def spy(*batch):
+        seen.append(trainer.optimizer.param_groups[0]["lr"])
+        return original(*batch)
+
+    trainer.train_step = spy
+    trainer.fit(LengthBatches(data, 4), 2, progress=False)
+    steps, warm = 10, 3  # 5 batches a pass, 2 passes; int(0.3 * 10) steps of warm-up
+    expected = [1e-3 * min((t + 1) / warm, (steps - t) / (steps - warm)) for t in range(steps)]
+    assert seen == pytest.approx(expected, rel=1e-12)
+    assert trainer.optimizer.param_groups[0]["lr"] == 0.0
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_each_epoch_draws_the_next_seeds_length_batches(progress):
+    data = tiny_batch(n=13, seed=2)
+    seen = []
+
+    class Recording(train.BertFineTuner):
+        def loss_parts(self, ids, mask, labels):
+            seen.append(ids.clone())
+            return super().loss_parts(ids, mask, labels)
+
+    Recording(tiny_teacher(2), device="cpu").fit(
+        LengthBatches(data, 4, seed=7), 3, progress=progress
+    )
+    expected = [b[0] for k in range(3) for b in tok.length_batches(data, 4, seed=7 + k)]
+    assert len(seen) == len(expected) == 3 * 4
+    assert all(torch.equal(a, b) for a, b in zip(seen, expected, strict=True))
+
+
+def test_length_batches_iterable():
+    data = tiny_batch(n=11, seed=3)
+    batches = LengthBatches(data, 3, seed=5)
+    assert len(batches) == math.ceil(11 / 3) == 4
+    for k in range(2):
+        drawn = [b[0] for b in batches]
+        expected = [b[0] for b in tok.length_batches(data, 3, seed=5 + k)]
+        assert all(torch.equal(a, b) for a, b in zip(drawn, expected, strict=True))
+    sorted_once, sorted_again = (
+        list(LengthBatches(data, 3, None)),
+        list(LengthBatches(data, 3, None)),
+    )
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(sorted_once, sorted_again, strict=True))
+    with pytest.raises(ValueError, match="batch_size"):
+        LengthBatches(data, 0)
+    with pytest.raises(ValueError, match="Encoded"):
+        LengthBatches([(1, 2, 3)], 2)
+
+
+def test_histories_keep_their_keys():
+    data, val = tiny_batch(n=10, seed=1), tiny_batch(n=5, seed=2)
+    tuned = train.fine_tune(tiny_teacher(2), data, epochs=2, batch_size=4, val=val)
+    assert [set(e) for e in tuned.epochs] == [
+        {"loss", "train_accuracy", "val_accuracy", "seconds"}
+    ] * 2
+    teacher = tiny_teacher(4)
+    distilled = train.distil(
+        models.student_from_teacher(teacher), teacher, data, epochs=1, batch_size=4
+    )
+    assert set(distilled.last) == {
+        "loss",
+        "soft_loss",
+        "hard_loss",
+        "cos_loss",
+        "train_accuracy",
+        "seconds",
+    }
+    from transformers import BertForMaskedLM
+
+    mlm = BertForMaskedLM(tiny_teacher(2).config)
+    pretrained = train.pretrain_mlm(mlm, data, tokenizer=Tok(), epochs=2, batch_size=4)
+    assert [set(e) for e in pretrained.epochs] == [{"mlm_loss", "seconds"}] * 2
+    assert pretrained.last["mlm_loss"] > 0
+
+
+def test_mlm_skips_batches_with_nothing_to_predict():
+    from transformers import BertForMaskedLM
+
+    data = tiny_batch(n=8, length=10, seed=4)
+    data.attention_mask[:4] = 0  # four rows of [CLS] [SEP] only: nothing can be masked
+    data.attention_mask[:4, :2] = 1
+    data.input_ids[:4] = 0
+    data.input_ids[:4, 0], data.input_ids[:4, 1] = 2, 3
+    data.attention_mask[4:] = 1  # four full rows, where masking always picks tokens
+    data.input_ids[4:, 1:-1] = torch.arange(5, 13)
+    data.input_ids[4:, 0], data.input_ids[4:, -1] = 2, 3
+    model = BertForMaskedLM(tiny_teacher(2).config)
+    trainer = train.MaskedLMTrainer(model, tokenizer=Tok(), probability=0.9, device="cpu")
+    history = trainer.fit(LengthBatches(data, 4), 3, progress=False)
+    steps = {int(s["step"]) for s in trainer.optimizer.state.values()}
+    assert steps == {3}  # one step per epoch: the all-special batch was skipped
+    assert len(history) == 3
+    only_specials = Encoded(data.input_ids[:4], data.attention_mask[:4], data.labels[:4])
+    with pytest.raises(ValueError, match="no batches"):
+        train.pretrain_mlm(model, only_specials, tokenizer=Tok(), batch_size=4)
+
+
+def test_bert_trainer_arguments_are_checked():
+    teacher = tiny_teacher(4)
+    student = models.student_from_teacher(teacher)
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        train.fine_tune(tiny_teacher(2), tiny_batch(), lr=0.0)
+    with pytest.raises(ValueError, match="epochs"):
+        train.fine_tune(tiny_teacher(2), tiny_batch(), epochs=0)
+    with pytest.raises(ValueError, match="w_cos"):
+        train.BertDistiller(student, teacher, w_cos=-1.0)
+    with pytest.raises(ValueError, match="needs a teacher"):
+        train.BertDistiller(student, None)
+    with pytest.raises(ValueError, match="hidden sizes"):
+        wide = models.bert_classifier(models.bert_config(VOCAB, layers=2, hidden=32, heads=2))
+        train.distil(wide, teacher, tiny_batch())
+    with pytest.raises(ValueError, match="BertForMaskedLM"):
+        train.pretrain_mlm(student, tiny_batch(), tokenizer=Tok())
+    from transformers import BertForMaskedLM
+
+    with pytest.raises(ValueError, match="mask_token_id"):
+        train.pretrain_mlm(BertForMaskedLM(student.config), tiny_batch(), tokenizer=object())
+    mlm = train.MaskedLMTrainer(BertForMaskedLM(student.config), tokenizer=Tok())
+    with pytest.raises(ValueError, match="no validation"):
+        mlm.fit(LengthBatches(tiny_batch(), 2), 1, val=tiny_batch(), progress=False)
+    assert all(p.grad is None for p in mlm.student.parameters())  # refused before training
+    with pytest.raises(ValueError, match="BERT batches"):
+        train.BertFineTuner(tiny_teacher(2)).fit([(torch.zeros(2, 3),)], 1, progress=False)
+
+
+# -- the recipe -------------------------------------------------------------------------
+
+# The values the cached 20-epoch MLM encoder and the teachers were trained with: the cache
+# keys hold them, so a change here retrains those models.
+FULL = {
+    "vocab_size": 3000,
+    "mlm_sentences": None,
+    "train_sentences": 8000,
+    "teacher": {"layers": 6, "hidden": 128, "heads": 4},
+    "mlm_epochs": 20,
+    "mlm_lr": 1e-3,
+    "mlm_dropout": 0.0,
+    "mlm_batch_size": 64,
+    "mlm_seed": 0,
+    "mlm_short_epochs": 1,
+    "epochs": 4,
+    "lr": 3e-4,
+    "batch_size": 32,
+    "triple": {"temperature": 2.0, "w_soft": 1.0, "w_hard": 1.0, "w_cos": 1.0},
+}
+FAST = FULL | {
+    "vocab_size": 2000,
+    "mlm_sentences": 1500,
+    "train_sentences": 600,
+    "teacher": {"layers": 4, "hidden": 64, "heads": 2},
+    "mlm_epochs": 1,
+    "epochs": 3,
+    "lr": 1e-3,
+}
+
+
+def test_recipe_values_are_pinned():
+    import json
+
+    full, fast = recipe.BertRecipe(), recipe.BertRecipe().fast()
+    # byte for byte, as a cache key or a saved result would see them
+    assert json.dumps(dataclasses.asdict(full)) == json.dumps(FULL)
+    assert json.dumps(dataclasses.asdict(fast)) == json.dumps(FAST)
+    assert fast.teacher == recipe.TeacherShape(4, 64, 2) and full.triple == recipe.TripleLoss()
+
+
+def test_recipe_is_frozen_and_checked():
+    r = recipe.BertRecipe()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.epochs = 2
+    with pytest.raises(TypeError):
+        dataclasses.replace(r, epoch=2)  # a misspelt name is an error, not a silent new key
+    assert dataclasses.replace(r, epochs=2).epochs == 2 and r.epochs == 4
+    with pytest.raises(ValueError, match="BertRecipe.lr"):
+        recipe.BertRecipe(lr=0)
+    with pytest.raises(ValueError, match="TeacherShape.heads"):
+        recipe.TeacherShape(heads=0)
+    with pytest.raises(ValueError, match="TripleLoss.w_cos"):
+        recipe.TripleLoss(w_cos=-1)
+    with pytest.raises(ValueError, match="teacher must be a TeacherShape"):
+        recipe.BertRecipe(teacher={"layers": 2})

@@ -240,3 +240,83 @@ def test_a_frozen_student_is_refused_with_the_fix():
     student = StudentMLP().requires_grad_(False)
     with pytest.raises(ValueError, match=r"requires_grad_\(True\)"):
         Distiller(student)
+
+
+def test_linear_schedule_warms_up_then_decays_to_zero_once_per_batch():
+    data = synthetic_digits(64, seed=0)
+    distiller = Distiller(StudentMLP((16,)), lr=1e-2, lr_schedule="linear", warmup=0.25, seed=0)
+    seen = []
+    original = distiller.train_step
+
+    def spy(*batch):
+        seen.append(distiller.optimizer.param_groups[0]["lr"])
+        return original(*batch)
+
+    distiller.train_step = spy
+    distiller.fit(data.loader(16), 2, progress=False)
+    # 8 steps, int(0.25 * 8) = 2 of warm-up: lr * min((t + 1) / 2, (8 - t) / 6) at step t
+    expected = [1e-2 * f for f in (0.5, 1, 1, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6)]
+    assert seen == pytest.approx(expected, rel=1e-12)
+    assert distiller.optimizer.param_groups[0]["lr"] == 0.0
+
+
+def test_schedules_need_the_number_of_batches_and_a_valid_warmup():
+    x, y = small_data(32)
+    distiller = Distiller(student(), lr_schedule="linear", device="cpu")
+    with pytest.raises(ValueError, match="len()"):
+        distiller.fit((b for b in batches(x, y, batch_size=16)), 1, progress=False)
+    with pytest.raises(ValueError, match="warmup"):
+        Distiller(student(), lr_schedule="linear", warmup=1.0)
+
+
+class WeightedDistiller(Distiller):
+    """A task with other batches, through the hooks alone: ``(x, y, weight)`` with one
+    weight per example, a weighted cross-entropy named ``weighted_ce``, examples counted
+    by their total weight, no training accuracy, and batches of zero weight skipped."""
+
+    loss_key = "weighted_ce"
+
+    def prepare_batch(self, batch):
+        return None if float(batch[2].sum()) == 0 else self.to_device(batch)
+
+    def loss_parts(self, x, y, weight):
+        logits = self.student(x)
+        loss = (F.cross_entropy(logits, y, reduction="none") * weight).sum() / weight.sum()
+        return logits, {"weighted_ce": loss}
+
+    def examples(self, batch):
+        return int(batch[2].sum())
+
+    def train_accuracy(self, output, batch):
+        return None
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_hooks_define_batches_parts_counts_and_skips(progress):
+    x, y = small_data(48)
+    weight = torch.tensor([1.0, 2.0, 3.0, 4.0] * 4 + [0.0] * 16 + [2.0] * 16)
+    data = [(x[i : i + 16], y[i : i + 16], weight[i : i + 16]) for i in (0, 16, 32)]
+    s, reference = student(), student()
+    distiller = WeightedDistiller(s, lr=1e-2, device="cpu")
+    history = distiller.fit(data, 1, progress=progress)
+    assert set(history.last) == {"weighted_ce", "seconds"}  # no train_accuracy, no hard_loss
+    # by hand: the same two steps (the zero-weight batch is skipped), weighed by weight
+    optimizer = torch.optim.Adam(reference.parameters(), lr=1e-2)
+    total, count = 0.0, 0
+    for xb, yb, wb in (data[0], data[2]):
+        loss = (F.cross_entropy(reference(xb), yb, reduction="none") * wb).sum() / wb.sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total, count = total + float(loss.detach()) * int(wb.sum()), count + int(wb.sum())
+    assert history.last["weighted_ce"] == pytest.approx(total / count, rel=1e-6)
+    for a, b in zip(s.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    assert {int(v["step"]) for v in distiller.optimizer.state.values()} == {2}
+
+
+def test_to_device_moves_tensors_and_keeps_the_rest():
+    distiller = Distiller(student(), device="cpu")
+    x = torch.zeros(2, 3)
+    moved = distiller.to_device((x, None, "label"))
+    assert moved[0].device.type == "cpu" and moved[1:] == (None, "label")

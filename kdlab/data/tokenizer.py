@@ -5,14 +5,19 @@ on the training sentences with Hugging Face ``tokenizers``, cached under
 ``runtime.cache_dir()/models`` next to the models, and wrapped as a
 ``transformers.PreTrainedTokenizerFast``, so a Hub tokenizer such as ``bert-base-uncased``
 (:func:`hub_tokenizer`, online only) goes through exactly the same code.
+
+Encoded sentences are batched by length (:func:`length_batches`, cut to each batch's longest
+sentence); :class:`LengthBatches` reshuffles them every epoch for the BERT trainers.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +36,7 @@ __all__ = [
     "hub_tokenizer",
     "encode",
     "length_batches",
+    "LengthBatches",
     "SPECIAL_TOKENS",
     "MAX_LENGTH",
 ]
@@ -202,7 +208,6 @@ def encode(tokenizer, data: SentenceSet, max_length: int = MAX_LENGTH) -> Encode
     return Encoded(out["input_ids"], out["attention_mask"], data.labels.clone())
 
 
-
 BUCKET = 50  # batches per length bucket
 
 
@@ -234,3 +239,35 @@ def length_batches(
         )
     return out
 
+
+class LengthBatches:
+    """:func:`length_batches` as a re-iterable training set: pass ``k`` (counted from 0)
+    yields ``length_batches(data, batch_size, seed + k)``, so every epoch draws new batches
+    and a run repeats from the same ``seed``. ``len()`` is the number of batches per pass,
+    ``ceil(len(data) / batch_size)``, which a learning-rate schedule needs up front.
+
+    With ``seed=None`` every pass is the same length-sorted order, for evaluation.
+    """
+
+    def __init__(self, data: Encoded, batch_size: int, seed: int | None = 0):
+        if not isinstance(data, Encoded):
+            raise ValueError(
+                f"data must be Encoded sentences (kdlab.data.tokenizer.encode), got "
+                f"{type(data).__name__}"
+            )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+        self.data, self.batch_size, self.seed = data, batch_size, seed
+        self.passes = 0  # passes started so far: the next one draws seed + passes
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.data) / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        # A generator: the pass is counted when its first batch is drawn, not when iter()
+        # is called (tqdm's asyncio-aware bar calls iter() once more, and never reads it).
+        seed = None if self.seed is None else self.seed + self.passes
+        self.passes += 1
+        yield from length_batches(self.data, self.batch_size, seed)

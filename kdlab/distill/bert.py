@@ -1,66 +1,73 @@
-"""Training BERTs: masked-language-model pre-training, fine-tuning, and DistilBERT's
-triple-loss distillation (Devlin et al. 2019; Sanh et al. 2019).
+"""Training BERTs on the one loop of :class:`kdlab.distill.Distiller`: masked-language-model
+pre-training, fine-tuning, and DistilBERT's triple-loss distillation (Devlin et al. 2019;
+Sanh et al. 2019).
 
-- :func:`pretrain_mlm` is BERT's masked-language-model pre-training (:func:`mask_tokens`);
-- :func:`fine_tune` is task fine-tuning on the labels;
-- :func:`distil` trains a student on DistilBERT's triple loss
-  (:func:`kdlab.losses.distilbert_loss`).
+- :class:`MaskedLMTrainer` is BERT's masked-language-model pre-training (:func:`mask_tokens`),
+  ``L_MLM = -(1/|M|) sum_{i in M} log p(x_i | x with M masked)``;
+- :class:`BertFineTuner` is task fine-tuning on the labels, ``CE(student, y)``;
+- :class:`BertDistiller` trains a student on DistilBERT's triple loss with a frozen teacher,
+  ``w_soft T^2 KL + w_hard CE + w_cos L_cos`` (:func:`kdlab.losses.distilbert_loss`).
+
+Each overrides only how a batch is prepared and which loss parts it computes (and validates
+with :func:`evaluate_classifier`); all three train with AdamW (:func:`bert_adamw`) and BERT's
+linear warm-up then linear decay, stepped once per batch. :func:`pretrain_mlm`,
+:func:`fine_tune` and :func:`distil` are the short functions that run them.
 
 Data comes as :class:`kdlab.data.tokenizer.Encoded` (ids and masks padded to a fixed
 length). Training and evaluation group sentences of similar length and cut each batch to its
-longest sentence (:func:`kdlab.data.tokenizer.length_batches`): the outputs at the real
+longest sentence (:class:`kdlab.data.tokenizer.LengthBatches`): the outputs at the real
 positions are the same (padding is masked out of attention), for a fraction of the cost on
 short sentences such as SST-2's.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kdlab import runtime
-from kdlab.data.tokenizer import Encoded, length_batches
-from kdlab.distill.trainer import History, freeze
+from kdlab.data.tokenizer import Encoded, LengthBatches, length_batches
+from kdlab.distill.trainer import Distiller, History
 from kdlab.losses import distilbert_loss
 
 if TYPE_CHECKING:
     from transformers import BertForMaskedLM, PreTrainedModel
 
-__all__ = ["mask_tokens", "pretrain_mlm", "fine_tune", "distil", "evaluate_classifier"]
+Parts = tuple[Any, dict[str, Tensor]]  # loss_parts' output and named loss terms
+
+__all__ = [
+    "mask_tokens",
+    "bert_adamw",
+    "MaskedLMTrainer",
+    "BertFineTuner",
+    "BertDistiller",
+    "pretrain_mlm",
+    "fine_tune",
+    "distil",
+    "evaluate_classifier",
+]
 
 
-def _on(model: nn.Module, *tensors: Tensor) -> list[Tensor]:
-    """``tensors`` moved to ``model``'s device (the data stay on the CPU until a batch is used)."""
-    device = next(model.parameters()).device
-    return [t.to(device, non_blocking=True) for t in tensors]
+def _device_of(model: nn.Module) -> torch.device:
+    # The functions train a model where it is (the data stay on the CPU until a batch is used).
+    return next(model.parameters()).device
 
 
-def _optimizer(
-    model: nn.Module, lr: float, steps: int, warmup: float = 0.1
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW (weight decay 0.01, none on biases and LayerNorm) with BERT's schedule: linear
-    warm-up over the first ``warmup`` share of steps, then linear decay to zero."""
+def bert_adamw(model: nn.Module, lr: float) -> torch.optim.AdamW:
+    """AdamW with BERT's weight decay: 0.01 on the weight matrices and embeddings, none on
+    biases and LayerNorm (the parameters with one dimension), trained parameters only."""
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr}")
     trained = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in trained if p.dim() > 1]
     no_decay = [p for p in trained if p.dim() <= 1]
-    optimizer = torch.optim.AdamW(
+    return torch.optim.AdamW(
         [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
         lr=lr,
     )
-    warm = max(1, int(warmup * steps))
-
-    def factor(step: int) -> float:
-        return min((step + 1) / warm, max(0.0, (steps - step) / max(1, steps - warm)))
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _check_schedule(epochs: int, batch_size: int) -> None:
@@ -99,10 +106,172 @@ def mask_tokens(
     return corrupted, labels
 
 
-def _record(sums: dict[str, float], count: int, start: float) -> dict[str, float]:
-    if count == 0:
-        raise ValueError("the training data yielded no batches")
-    return {**{k: v / count for k, v in sums.items()}, "seconds": time.perf_counter() - start}
+def _check_bert_batch(batch: tuple[Any, ...]) -> tuple[Tensor, Tensor, Tensor]:
+    if len(batch) != 3:
+        raise ValueError(
+            f"BERT batches must be (input_ids, attention_mask, labels), got {len(batch)} items; "
+            "train on LengthBatches(data, batch_size) of Encoded sentences"
+        )
+    return batch  # type: ignore[return-value]
+
+
+class _BertTrainer(Distiller):
+    """What the BERT trainers share: batches ``(input_ids, attention_mask, labels)``,
+    AdamW (:func:`bert_adamw`) with BERT's ``"linear"`` schedule (warm-up over ``warmup``
+    of the steps), and validation on :class:`Encoded` sentences with
+    :func:`evaluate_classifier` (``val_accuracy``)."""
+
+    def __init__(self, student: nn.Module, teacher: nn.Module | None, *, lr: float, **kwargs):
+        kwargs.setdefault("lr_schedule", "linear")
+        optimizer = kwargs.pop("optimizer", None) or bert_adamw(student, lr)
+        super().__init__(student, teacher, lr=lr, optimizer=optimizer, **kwargs)
+
+    def prepare_batch(self, batch: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        return self.to_device(_check_bert_batch(batch))
+
+    def train_accuracy(self, output: Tensor, batch: tuple[Any, ...]) -> float | None:
+        labels = batch[2]  # correct answers over the batch size, in double precision
+        return float((output.argmax(1) == labels).sum()) / len(labels)
+
+    def validate(self, val: Encoded) -> dict[str, float]:
+        return {"val_accuracy": evaluate_classifier(self.student, val)["accuracy"]}
+
+
+class MaskedLMTrainer(_BertTrainer):
+    """Masked-language-model pre-training of a ``BertForMaskedLM`` (no teacher, no labels).
+
+    Each batch is masked on the CPU by :func:`mask_tokens` with a generator seeded with
+    ``seed`` (so a run repeats), and a batch where no token was chosen is skipped. The
+    vocabulary projection runs only at the masked positions, the only ones with a loss.
+    Records ``mlm_loss``; there is no accuracy or validation.
+    """
+
+    loss_key = "mlm_loss"
+
+    def __init__(
+        self,
+        model: BertForMaskedLM,
+        *,
+        tokenizer,
+        lr: float = 5e-4,
+        probability: float = 0.15,
+        seed: int = 0,
+        **kwargs,
+    ):
+        if not hasattr(model, "bert") or not hasattr(model, "cls"):
+            raise ValueError(
+                f"model must be a BertForMaskedLM (with .bert and .cls), got {type(model).__name__}"
+            )
+        if not 0 < probability < 1:
+            raise ValueError(f"probability must be in (0, 1), got {probability}")
+        for attribute in ("mask_token_id", "all_special_ids"):
+            if getattr(tokenizer, attribute, None) is None:
+                raise ValueError(
+                    f"the tokenizer has no {attribute}; pass the tokenizer the data were "
+                    "encoded with (kdlab.data.tokenizer.wordpiece_tokenizer)"
+                )
+        super().__init__(model, None, lr=lr, seed=seed, **kwargs)
+        self.tokenizer, self.probability = tokenizer, probability
+        self.generator = torch.Generator().manual_seed(seed)  # the masking's random stream
+
+    def prepare_batch(self, batch: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        # Masked on the CPU with a CPU generator, so the same seed gives the same masks
+        # whatever the device (the cached encoders were trained on these masks).
+        ids, mask, _labels = _check_bert_batch(batch)
+        corrupted, targets = mask_tokens(
+            ids,
+            mask,
+            mask_token_id=self.tokenizer.mask_token_id,
+            vocab_size=self.student.config.vocab_size,
+            special_ids=self.tokenizer.all_special_ids,
+            probability=self.probability,
+            generator=self.generator,
+        )
+        if not (targets != -100).any():
+            return None  # nothing masked: no loss, and no step
+        return self.to_device((corrupted, mask, targets))
+
+    def loss_parts(self, corrupted: Tensor, mask: Tensor, targets: Tensor) -> Parts:
+        chosen = targets != -100
+        hidden = self.student.bert(input_ids=corrupted, attention_mask=mask).last_hidden_state
+        loss = F.cross_entropy(self.student.cls(hidden[chosen]), targets[chosen])
+        return None, {"mlm_loss": loss}
+
+    def train_accuracy(self, output: Any, batch: tuple[Any, ...]) -> float | None:
+        return None
+
+    def fit(self, train, epochs, val=None, **kwargs) -> History:
+        if val is not None:  # fail before training, not after the first epoch
+            raise ValueError("MaskedLMTrainer has no validation; call fit without val")
+        return super().fit(train, epochs, **kwargs)
+
+
+class BertFineTuner(_BertTrainer):
+    """Supervised fine-tuning of a sequence classifier with cross-entropy on the labels (a
+    teacher, or a student trained without a teacher). Records ``loss`` and
+    ``train_accuracy`` (and ``val_accuracy`` with validation data)."""
+
+    def __init__(self, model: PreTrainedModel, *, lr: float = 2e-4, **kwargs):
+        super().__init__(model, None, lr=lr, **kwargs)
+
+    def loss_parts(self, ids: Tensor, mask: Tensor, labels: Tensor) -> Parts:
+        logits = self.student(input_ids=ids, attention_mask=mask).logits
+        return logits, {"loss": F.cross_entropy(logits, labels)}
+
+
+class BertDistiller(_BertTrainer):
+    """DistilBERT's triple loss with a frozen ``teacher`` (Sanh et al. 2019):
+
+    ``w_soft * T^2 KL(teacher_T || student_T) + w_hard * CE(student, y) + w_cos * L_cos``,
+    ``L_cos`` between the last hidden states of student and teacher over real tokens
+    (:func:`kdlab.losses.distilbert_loss`). The hidden sizes must match, as they do for
+    :func:`kdlab.models.bert.student_from_teacher` and :func:`kdlab.models.bert.random_student`.
+    Records ``loss``, ``soft_loss``, ``hard_loss``, ``cos_loss`` and ``train_accuracy``.
+    """
+
+    def __init__(
+        self,
+        student: PreTrainedModel,
+        teacher: PreTrainedModel,
+        *,
+        lr: float = 2e-4,
+        temperature: float = 2.0,
+        w_soft: float = 1.0,
+        w_hard: float = 1.0,
+        w_cos: float = 1.0,
+        **kwargs,
+    ):
+        if teacher is None:
+            raise ValueError("BertDistiller needs a teacher; use BertFineTuner for labels alone")
+        if student is teacher:
+            raise ValueError("teacher and student are the same model; pass two models")
+        if student.config.hidden_size != teacher.config.hidden_size:
+            raise ValueError(
+                f"the cosine loss needs equal hidden sizes, got student "
+                f"{student.config.hidden_size} and teacher {teacher.config.hidden_size}"
+            )
+        weights = {"w_soft": w_soft, "w_hard": w_hard, "w_cos": w_cos}
+        for name, value in weights.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        super().__init__(student, teacher, lr=lr, temperature=temperature, **kwargs)
+        self.weights = weights
+
+    def loss_parts(self, ids: Tensor, mask: Tensor, labels: Tensor) -> Parts:
+        with torch.no_grad():
+            t = self.teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        s = self.student(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        parts = distilbert_loss(
+            s.logits,
+            t.logits,
+            labels,
+            s.hidden_states[-1],
+            t.hidden_states[-1],
+            mask,
+            temperature=self.temperature,
+            **self.weights,
+        )
+        return s.logits, parts
 
 
 def pretrain_mlm(
@@ -116,43 +285,18 @@ def pretrain_mlm(
     probability: float = 0.15,
     seed: int = 0,
 ) -> History:
-    """Masked-language-model pre-training: predict the masked tokens (:func:`mask_tokens`).
-
-    ``L_MLM = -(1/|M|) sum_{i in M} log p(x_i | x with M masked)``. The vocabulary
-    projection runs only at the masked positions, the only ones with a loss.
-    """
+    """Masked-language-model pre-training of ``model`` on ``data`` where the model is
+    (:class:`MaskedLMTrainer`), on length batches reshuffled every epoch."""
     _check_schedule(epochs, batch_size)
-    generator = runtime.seed_everything(seed)
-    steps = epochs * math.ceil(len(data) / batch_size)
-    optimizer, scheduler = _optimizer(model, lr, steps)
-    history = History()
-    model.train()
-    for epoch in range(epochs):
-        start, sums, count = time.perf_counter(), {"mlm_loss": 0.0}, 0
-        for ids, mask, _labels in length_batches(data, batch_size, seed + epoch):
-            corrupted, targets = mask_tokens(
-                ids,
-                mask,
-                mask_token_id=tokenizer.mask_token_id,
-                vocab_size=model.config.vocab_size,
-                special_ids=tokenizer.all_special_ids,
-                probability=probability,
-                generator=generator,
-            )
-            chosen = targets != -100
-            if not chosen.any():
-                continue
-            corrupted, mask, targets, chosen = _on(model, corrupted, mask, targets, chosen)
-            hidden = model.bert(input_ids=corrupted, attention_mask=mask).last_hidden_state
-            loss = F.cross_entropy(model.cls(hidden[chosen]), targets[chosen])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            sums["mlm_loss"] += float(loss.detach()) * len(ids)
-            count += len(ids)
-        history.epochs.append(_record(sums, count, start))
-    return history
+    trainer = MaskedLMTrainer(
+        model,
+        tokenizer=tokenizer,
+        lr=lr,
+        probability=probability,
+        seed=seed,
+        device=_device_of(model),
+    )
+    return trainer.fit(LengthBatches(data, batch_size, seed), epochs, progress=False)
 
 
 def fine_tune(
@@ -165,32 +309,11 @@ def fine_tune(
     val: Encoded | None = None,
     seed: int = 0,
 ) -> History:
-    """Supervised fine-tuning with cross-entropy on the labels (the teacher, or a student
-    trained without a teacher); ``val`` accuracy is recorded after each epoch."""
+    """Supervised fine-tuning with cross-entropy on the labels (:class:`BertFineTuner`), the
+    teacher or a student trained without a teacher; ``val`` accuracy after each epoch."""
     _check_schedule(epochs, batch_size)
-    runtime.seed_everything(seed)
-    steps = epochs * math.ceil(len(data) / batch_size)
-    optimizer, scheduler = _optimizer(model, lr, steps)
-    history = History()
-    for epoch in range(epochs):
-        model.train()
-        start, sums, count = time.perf_counter(), {"loss": 0.0, "train_accuracy": 0.0}, 0
-        for batch in length_batches(data, batch_size, seed + epoch):
-            ids, mask, labels = _on(model, *batch)
-            logits = model(input_ids=ids, attention_mask=mask).logits
-            loss = F.cross_entropy(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            sums["loss"] += float(loss.detach()) * len(ids)
-            sums["train_accuracy"] += float((logits.argmax(1) == labels).sum())
-            count += len(ids)
-        record = _record(sums, count, start)
-        if val is not None:
-            record["val_accuracy"] = evaluate_classifier(model, val)["accuracy"]
-        history.epochs.append(record)
-    return history
+    trainer = BertFineTuner(model, lr=lr, seed=seed, device=_device_of(model))
+    return trainer.fit(LengthBatches(data, batch_size, seed), epochs, val, progress=False)
 
 
 def distil(
@@ -208,61 +331,22 @@ def distil(
     val: Encoded | None = None,
     seed: int = 0,
 ) -> History:
-    """Train ``student`` on DistilBERT's triple loss with a frozen ``teacher``.
-
-    ``w_soft * T^2 KL(teacher_T || student_T) + w_hard * CE(student, y) + w_cos * L_cos``,
-    ``L_cos`` between the last hidden states of student and teacher over real tokens
-    (:func:`kdlab.losses.distilbert_loss`; Sanh et al. 2019). The hidden sizes must match,
-    as they do for :func:`student_from_teacher` and :func:`random_student`.
-    """
+    """Train ``student`` on DistilBERT's triple loss with a frozen ``teacher``
+    (:class:`BertDistiller`; the teacher moves to the student's device);
+    ``val`` accuracy after each epoch."""
     _check_schedule(epochs, batch_size)
-    if student is teacher:
-        raise ValueError("teacher and student are the same model; pass two models")
-    if student.config.hidden_size != teacher.config.hidden_size:
-        raise ValueError(
-            f"the cosine loss needs equal hidden sizes, got student "
-            f"{student.config.hidden_size} and teacher {teacher.config.hidden_size}"
-        )
-    freeze(teacher)
-    runtime.seed_everything(seed)
-    steps = epochs * math.ceil(len(data) / batch_size)
-    optimizer, scheduler = _optimizer(student, lr, steps)
-    history = History()
-    for epoch in range(epochs):
-        student.train()
-        start, sums, count = time.perf_counter(), {}, 0
-        for batch in length_batches(data, batch_size, seed + epoch):
-            ids, mask, labels = _on(student, *batch)
-            with torch.no_grad():
-                t = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-            s = student(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-            parts = distilbert_loss(
-                s.logits,
-                t.logits,
-                labels,
-                s.hidden_states[-1],
-                t.hidden_states[-1],
-                mask,
-                temperature=temperature,
-                w_soft=w_soft,
-                w_hard=w_hard,
-                w_cos=w_cos,
-            )
-            optimizer.zero_grad(set_to_none=True)
-            parts["loss"].backward()
-            optimizer.step()
-            scheduler.step()
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(ids)
-            sums["train_accuracy"] = sums.get("train_accuracy", 0.0) + float(
-                (s.logits.argmax(1) == labels).sum()
-            )
-            count += len(ids)
-        record = _record(sums, count, start)
-        if val is not None:
-            record["val_accuracy"] = evaluate_classifier(student, val)["accuracy"]
-        history.epochs.append(record)
-    return history
+    trainer = BertDistiller(
+        student,
+        teacher,
+        lr=lr,
+        temperature=temperature,
+        w_soft=w_soft,
+        w_hard=w_hard,
+        w_cos=w_cos,
+        seed=seed,
+        device=_device_of(student),
+    )
+    return trainer.fit(LengthBatches(data, batch_size, seed), epochs, val, progress=False)
 
 
 @torch.no_grad()
@@ -272,13 +356,13 @@ def evaluate_classifier(
     """Mean cross-entropy, accuracy and error count of a sequence classifier in eval mode."""
     was_training = model.training
     model.eval()
+    device = _device_of(model)
     total, correct = 0.0, 0
     for batch in length_batches(data, batch_size):
-        ids, mask, labels = _on(model, *batch)
+        ids, mask, labels = (t.to(device, non_blocking=True) for t in batch)
         logits = model(input_ids=ids, attention_mask=mask).logits
         total += float(F.cross_entropy(logits, labels, reduction="sum"))
         correct += int((logits.argmax(1) == labels).sum())
     model.train(was_training)
     n = len(data)
     return {"loss": total / n, "accuracy": correct / n, "errors": n - correct, "n": n}
-

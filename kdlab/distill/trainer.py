@@ -1,24 +1,33 @@
-"""A small distillation trainer.
+"""The one training loop of kdlab: :class:`Distiller`.
 
 ``Distiller(student, teacher)`` trains the student on
 ``alpha * CE(student, y) + (1 - alpha) * T^2 * KL(teacher_T || student_T)``
-(see :func:`kdlab.losses.distillation_loss`). The teacher is frozen: put in eval mode,
-``requires_grad`` switched off, and run under ``torch.no_grad``. With ``teacher=None``
-the same loop trains on the labels alone, which is how the course trains teachers and
-the from-scratch baselines, so every comparison uses one training loop.
+(see :func:`kdlab.losses.distillation_loss`; Hinton et al. 2015). The teacher is frozen:
+put in eval mode, ``requires_grad`` switched off, and run under ``torch.no_grad``. With
+``teacher=None`` the same loop trains on the labels alone, which is how the course trains
+teachers and the from-scratch baselines, so every comparison uses one training loop.
 
 Batches are ``(x, y)``, or ``(x, y, teacher_logits)`` when the teacher's outputs were
 computed beforehand. That is exact only when every epoch shows the same inputs (no
 augmentation, teacher in eval mode); with augmentation it is the "precomputed teacher"
 trap of Beyer et al. (2022), covered in notebook 08.
+
+Other tasks reuse the loop by overriding small hooks, each with a default for ``(x, y)``
+batches: :meth:`Distiller.prepare_batch` (check a batch and move it to the device, or skip
+it), :meth:`Distiller.loss_parts` (the named loss terms), :meth:`Distiller.examples` and
+:meth:`Distiller.train_accuracy` (how a batch is counted), :meth:`Distiller.validate`; and
+the class attribute ``loss_key``, the term that is minimised. :mod:`kdlab.distill.bert`
+trains BERTs this way.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,11 +40,14 @@ from kdlab.metrics import evaluate
 
 __all__ = ["Distiller", "History", "freeze"]
 
+SCHEDULES = ("constant", "cosine", "linear")
+
 
 @dataclass
 class History:
-    """One dict per epoch: ``loss``, ``hard_loss``, ``soft_loss``, ``train_accuracy``,
-    ``val_loss``, ``val_accuracy`` (when validation data is given) and ``seconds``."""
+    """One dict per epoch: the trainer's loss terms (for :class:`Distiller`: ``loss``,
+    ``hard_loss``, ``soft_loss``), ``train_accuracy``, the validation scores when
+    validation data is given (``val_loss``, ``val_accuracy``) and ``seconds``."""
 
     epochs: list[dict[str, float]] = field(default_factory=list)
 
@@ -61,18 +73,36 @@ def freeze(model: nn.Module) -> nn.Module:
     return model
 
 
+def linear_warmup_factor(steps: int, warmup: float) -> Callable[[int], float]:
+    """BERT's learning-rate factor at optimiser step ``t`` (Devlin et al. 2019): linear
+    warm-up from ``1 / w`` to 1 over the first ``w = max(1, int(warmup * steps))`` steps,
+    then linear decay to 0 at ``steps``: ``min((t + 1) / w, (steps - t) / (steps - w))``."""
+    warm = max(1, int(warmup * steps))
+
+    def factor(step: int) -> float:
+        return min((step + 1) / warm, max(0.0, (steps - step) / max(1, steps - warm)))
+
+    return factor
+
+
 class Distiller:
     """Train ``student`` from labels and, when given, a frozen ``teacher``'s soft targets.
 
     ``alpha`` weighs the hard (label) loss and ``1 - alpha`` the soft loss at
     ``temperature``. Without a teacher, ``alpha`` is ignored and the loss is plain
-    cross-entropy. The optimiser defaults to Adam with ``lr`` and ``weight_decay``;
-    ``lr_schedule="cosine"`` decays the learning rate to zero over the whole run of
-    :meth:`fit` (Loshchilov and Hutter 2017), ``"constant"`` keeps it.
+    cross-entropy. The optimiser defaults to Adam with ``lr`` and ``weight_decay``.
+    The learning rate changes once per optimiser step: ``lr_schedule="constant"`` keeps it,
+    ``"cosine"`` decays it to zero over the whole run of :meth:`fit` (Loshchilov and Hutter
+    2017), ``"linear"`` warms it up over the first ``warmup`` share of the steps, then
+    decays it linearly to zero (BERT's schedule, :func:`linear_warmup_factor`).
     ``callbacks`` are called as ``callback(epoch, record)`` after every epoch.
 
-    Subclasses change what is distilled by overriding :meth:`loss_parts`.
+    Subclasses change what is trained by overriding the hooks :meth:`prepare_batch`,
+    :meth:`loss_parts`, :meth:`examples`, :meth:`train_accuracy` and :meth:`validate`,
+    and ``loss_key``; the loop, history, progress bar, device and schedule are shared.
     """
+
+    loss_key = "loss"  # the loss part that is minimised (and shown in the progress bar)
 
     def __init__(
         self,
@@ -85,6 +115,7 @@ class Distiller:
         weight_decay: float = 0.0,
         optimizer: torch.optim.Optimizer | None = None,
         lr_schedule: str = "constant",
+        warmup: float = 0.1,
         device: str | torch.device | None = None,
         seed: int = 0,
     ):
@@ -99,9 +130,13 @@ class Distiller:
             raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
         if not 0 <= alpha <= 1:
             raise ValueError(f"alpha must be in [0, 1] (weight of the hard loss), got {alpha}")
-        if lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
-        self.lr_schedule = lr_schedule
+        if lr_schedule not in SCHEDULES:
+            raise ValueError(
+                f"lr_schedule must be 'constant', 'cosine' or 'linear', got {lr_schedule!r}"
+            )
+        if not 0 <= warmup < 1:
+            raise ValueError(f"warmup must be in [0, 1) (a share of the steps), got {warmup}")
+        self.lr_schedule, self.warmup = lr_schedule, float(warmup)
         self.device = runtime.pick_device(device)
         self.seed = seed
         runtime.seed_everything(seed)
@@ -113,6 +148,26 @@ class Distiller:
             self.student.parameters(), lr=lr, weight_decay=weight_decay
         )
         self.history = History()
+
+    # -- hooks: what one batch is and how it is scored -------------------------------------
+
+    def to_device(self, batch: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``batch`` with every tensor moved to :attr:`device` (other items as they are)."""
+        return tuple(t.to(self.device) if isinstance(t, Tensor) else t for t in batch)
+
+    def prepare_batch(self, batch: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """A batch of the training data as :meth:`loss_parts` takes it, on the device; None
+        skips it (no step, not counted). Here: ``(x, y)`` or ``(x, y, teacher_logits)``."""
+        if len(batch) not in (2, 3):
+            raise ValueError(
+                f"batches must be (x, y) or (x, y, teacher_logits), got {len(batch)} items"
+            )
+        if len(batch) == 3 and batch[2] is not None and self.teacher is None:
+            raise ValueError(
+                "batches carry teacher logits but the Distiller was built without a "
+                "teacher; pass teacher=... so alpha and temperature apply"
+            )
+        return self.to_device(batch)
 
     def loss_parts(
         self, x: Tensor, y: Tensor, teacher_logits: Tensor | None = None
@@ -129,70 +184,94 @@ class Distiller:
         loss = self.alpha * hard + (1 - self.alpha) * soft
         return logits, {"loss": loss, "hard_loss": hard, "soft_loss": soft}
 
-    def train_step(
-        self, x: Tensor, y: Tensor, teacher_logits: Tensor | None = None
-    ) -> dict[str, float]:
-        """One optimiser step on one batch; returns the batch's loss terms and accuracy."""
-        self.student.train()
-        if self.teacher is not None and self.teacher.training:
-            raise RuntimeError("the teacher was switched to train mode; call freeze(teacher)")
-        if teacher_logits is not None:
-            if self.teacher is None:
-                raise ValueError(
-                    "batches carry teacher logits but the Distiller was built without a "
-                    "teacher; pass teacher=... so alpha and temperature apply"
-                )
-            teacher_logits = teacher_logits.to(self.device)
-        x, y = x.to(self.device), y.to(self.device)
-        logits, parts = self.loss_parts(x, y, teacher_logits)
-        self.optimizer.zero_grad(set_to_none=True)
-        parts["loss"].backward()
-        self.optimizer.step()
-        out = {k: float(v.detach()) for k, v in parts.items()}
-        out["train_accuracy"] = float((logits.argmax(1) == y).float().mean())
-        return out
+    def examples(self, batch: tuple[Any, ...]) -> int:
+        """How many examples ``batch`` (as the data yield it) holds: the weight of its means
+        in the epoch's record. Here the length of the labels, its second item."""
+        return len(batch[1])
 
-    def validate(self, val: Iterable[tuple[Tensor, Tensor]]) -> dict[str, float]:
+    def train_accuracy(self, output: Any, batch: tuple[Any, ...]) -> float | None:
+        """The share of the batch the student got right, from :meth:`loss_parts`' output and
+        the prepared batch; None records no ``train_accuracy``. Here: argmax vs ``y``."""
+        return float((output.argmax(1) == batch[1]).float().mean())
+
+    def validate(self, val: Iterable[Any]) -> dict[str, float]:
         """The student's scores on ``val`` after an epoch (``val_loss``, ``val_accuracy``);
         subclasses for other tasks override this."""
         scores = evaluate(self.student, val, self.device)
         return {"val_loss": scores["loss"], "val_accuracy": scores["accuracy"]}
 
+    # -- the loop ----------------------------------------------------------------------------
+
+    def train_step(self, *batch: Any) -> dict[str, float] | None:
+        """One optimiser step on one batch (``x, y[, teacher_logits]`` here); returns the
+        batch's loss terms and training accuracy (means), or None when it was skipped."""
+        self.student.train()
+        if self.teacher is not None and self.teacher.training:
+            raise RuntimeError("the teacher was switched to train mode; call freeze(teacher)")
+        prepared = self.prepare_batch(batch)
+        if prepared is None:
+            return None
+        output, parts = self.loss_parts(*prepared)
+        self.optimizer.zero_grad(set_to_none=True)
+        parts[self.loss_key].backward()
+        self.optimizer.step()
+        out = {k: float(v.detach()) for k, v in parts.items()}
+        accuracy = self.train_accuracy(output, prepared)
+        if accuracy is not None:
+            out["train_accuracy"] = accuracy
+        return out
+
+    def _scheduler(
+        self, train: Iterable[Any], epochs: int
+    ) -> torch.optim.lr_scheduler.LRScheduler | None:
+        if self.lr_schedule == "constant":
+            return None
+        try:
+            steps = epochs * len(train)  # type: ignore[arg-type]
+        except TypeError:
+            raise ValueError(
+                f"lr_schedule={self.lr_schedule!r} needs the number of batches before training; "
+                "pass training data with len() (a DataLoader, a list, LengthBatches)"
+            ) from None
+        if self.lr_schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=steps)
+        factor = linear_warmup_factor(steps, self.warmup)
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+
     def fit(
         self,
-        train: Iterable[tuple[Tensor, Tensor]],
+        train: Iterable[Any],
         epochs: int,
-        val: Iterable[tuple[Tensor, Tensor]] | None = None,
+        val: Iterable[Any] | None = None,
         *,
         progress: bool = True,
         callbacks: Iterable[Callable[[int, dict[str, float]], None]] = (),
     ) -> History:
-        """Train for ``epochs`` passes over ``train``; evaluate on ``val`` after each one."""
-        if epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {epochs}")
-        scheduler = None
-        if self.lr_schedule == "cosine":
-            steps = epochs * len(train)  # type: ignore[arg-type]
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=steps)
+        """Train for ``epochs`` passes over ``train``; evaluate on ``val`` after each one.
+
+        An epoch's record holds each loss term and the training accuracy averaged over the
+        examples (batch means weighed by :meth:`examples`), the scores of :meth:`validate`
+        and ``seconds``, the epoch's wall time with its validation.
+        """
+        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
+            raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+        scheduler = self._scheduler(train, epochs)
         for epoch in range(epochs):
             start = time.perf_counter()
             sums: dict[str, float] = {}
             count = 0
             bar = tqdm(train, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not progress)
             for batch in bar:
-                if len(batch) not in (2, 3):
-                    raise ValueError(
-                        f"batches must be (x, y) or (x, y, teacher_logits), got {len(batch)} items"
-                    )
                 step = self.train_step(*batch)
+                if step is None:  # prepare_batch skipped it: no step, not counted
+                    continue
                 if scheduler is not None:
                     scheduler.step()
-                y = batch[1]
-                n = len(y)
+                n = self.examples(batch)
                 for k, v in step.items():
                     sums[k] = sums.get(k, 0.0) + v * n
                 count += n
-                bar.set_postfix(loss=f"{step['loss']:.3f}")
+                bar.set_postfix({self.loss_key: f"{step[self.loss_key]:.3f}"})
             if count == 0:
                 raise ValueError("the training data yielded no batches")
             record = {k: v / count for k, v in sums.items()}

@@ -4,6 +4,7 @@ its MLM encoder and fine-tuned teacher, each trained once and cached."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, replace
 
 from torch import nn
 
@@ -16,7 +17,44 @@ from kdlab.models.bert import bert_classifier
 with runtime.quiet():  # transformers imports torchao, which logs a notice to stderr
     from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
 
-__all__ = ["RECIPE", "FAST_RECIPE", "pretrained_encoder", "bert_teacher"]
+__all__ = ["BertRecipe", "TeacherShape", "TripleLoss", "pretrained_encoder", "bert_teacher"]
+
+
+def _check_positive(owner: str, kind: type | tuple[type, ...], **values: object) -> None:
+    what = "an int" if kind is int else "a number"
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
+            raise ValueError(f"{owner}.{name} must be {what} > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TeacherShape:
+    """The BERT teacher's size (:func:`kdlab.models.bert.bert_config`'s arguments)."""
+
+    layers: int = 6
+    hidden: int = 128
+    heads: int = 4
+
+    def __post_init__(self) -> None:
+        sizes = {"layers": self.layers, "hidden": self.hidden, "heads": self.heads}
+        _check_positive("TeacherShape", int, **sizes)
+
+
+@dataclass(frozen=True)
+class TripleLoss:
+    """DistilBERT's triple-loss settings (:func:`kdlab.distill.bert.distil`'s arguments)."""
+
+    temperature: float = 2.0
+    w_soft: float = 1.0
+    w_hard: float = 1.0
+    w_cos: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_positive("TripleLoss", (int, float), temperature=self.temperature)
+        for name in ("w_soft", "w_hard", "w_cos"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"TripleLoss.{name} must be a number >= 0, got {value!r}")
 
 
 # The SST-2 recipe of notebook 06, shared with its benchmark: sizes (sentences; None = all
@@ -34,34 +72,63 @@ __all__ = ["RECIPE", "FAST_RECIPE", "pretrained_encoder", "bert_teacher"]
 # `mlm_short_epochs` when they are not cached. One encoder serves every fine-tuning seed,
 # as one BERT checkpoint does. With 8,000 labels the teacher clearly beats a small model
 # trained from scratch, which a teacher must do to be worth distilling.
-RECIPE = {
-    "vocab_size": 3000,
-    "mlm_sentences": None,
-    "train_sentences": 8000,
-    "teacher": {"layers": 6, "hidden": 128, "heads": 4},
-    "mlm_epochs": 20,
-    "mlm_lr": 1e-3,
-    "mlm_dropout": 0.0,
-    "mlm_batch_size": 64,
-    "mlm_seed": 0,
-    "mlm_short_epochs": 1,  # notebook 06 when the long pre-training is not cached
-    "epochs": 4,
-    "lr": 3e-4,
-    "batch_size": 32,
-    "triple": {"temperature": 2.0, "w_soft": 1.0, "w_hard": 1.0, "w_cos": 1.0},
-}
+# The values are part of the cache keys of the encoder and the teachers: changing one
+# trains new models (the long pre-training included).
+@dataclass(frozen=True)
+class BertRecipe:
+    """Notebook 06's SST-2 recipe; ``BertRecipe()`` is the full one, :meth:`fast` the
+    smoke-test one, and ``dataclasses.replace(recipe, epochs=2)`` changes a value (a
+    misspelt name is an error). ``asdict(recipe)`` is the nested dict a benchmark saves."""
 
+    vocab_size: int = 3000
+    mlm_sentences: int | None = None  # None: all the training phrases
+    train_sentences: int = 8000
+    teacher: TeacherShape = TeacherShape()
+    mlm_epochs: int = 20
+    mlm_lr: float = 1e-3
+    mlm_dropout: float = 0.0
+    mlm_batch_size: int = 64
+    mlm_seed: int = 0
+    mlm_short_epochs: int = 1  # notebook 06 when the long pre-training is not cached
+    epochs: int = 4
+    lr: float = 3e-4
+    batch_size: int = 32
+    triple: TripleLoss = TripleLoss()
 
-# Fast mode: a tiny model and a few hundred sentences, to check that everything runs.
-FAST_RECIPE = RECIPE | {
-    "vocab_size": 2000,
-    "mlm_sentences": 1500,
-    "train_sentences": 600,
-    "teacher": {"layers": 4, "hidden": 64, "heads": 2},
-    "mlm_epochs": 1,
-    "epochs": 3,
-    "lr": 1e-3,
-}
+    def __post_init__(self) -> None:
+        if not isinstance(self.teacher, TeacherShape):
+            raise ValueError(
+                f"BertRecipe.teacher must be a TeacherShape, such as TeacherShape(layers=6, "
+                f"hidden=128, heads=4), got {self.teacher!r}"
+            )
+        if not isinstance(self.triple, TripleLoss):
+            raise ValueError(
+                f"BertRecipe.triple must be a TripleLoss, such as TripleLoss(w_cos=0.0), got "
+                f"{self.triple!r}"
+            )
+        counts = {"vocab_size": self.vocab_size, "train_sentences": self.train_sentences}
+        if self.mlm_sentences is not None:  # None: all the training phrases
+            counts["mlm_sentences"] = self.mlm_sentences
+        for name in ("mlm_epochs", "mlm_batch_size", "mlm_short_epochs", "epochs", "batch_size"):
+            counts[name] = getattr(self, name)
+        _check_positive("BertRecipe", int, **counts)
+        _check_positive("BertRecipe", (int, float), mlm_lr=self.mlm_lr, lr=self.lr)
+        if not 0 <= self.mlm_dropout < 1:
+            raise ValueError(f"BertRecipe.mlm_dropout must be in [0, 1), got {self.mlm_dropout}")
+
+    def fast(self) -> BertRecipe:
+        """Fast mode: a tiny model and a few hundred sentences, to check that everything
+        runs (the other values as in this recipe)."""
+        return replace(
+            self,
+            vocab_size=2000,
+            mlm_sentences=1500,
+            train_sentences=600,
+            teacher=TeacherShape(layers=4, hidden=64, heads=2),
+            mlm_epochs=1,
+            epochs=3,
+            lr=1e-3,
+        )
 
 
 def _fingerprint(*datasets: Encoded | None) -> str:
@@ -192,4 +259,3 @@ def bert_teacher(
         return {"fine_tune": history.to_dict()}
 
     return cached_model(name, key, lambda: bert_classifier(config, seed), train_fn, verbose=verbose)
-
