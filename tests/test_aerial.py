@@ -1,4 +1,4 @@
-"""kdlab.aerial: colours to classes, a tiny fixture on disk, patches, the split by tile,
+"""kdlab.data.aerial: colours to classes, a tiny fixture on disk, patches, the split by tile,
 joint augmentation, the synthetic scenes, and the real data set when it is present."""
 
 import math

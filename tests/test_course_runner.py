@@ -1,4 +1,4 @@
-"""kdlab.course and kdlab.cli: a tiny course of two notebooks run in real kernels."""
+"""kdlab.cli and its course runner: a tiny course of two notebooks run in real kernels."""
 
 import json
 
