@@ -1,5 +1,6 @@
 """kdlab.data.sst2 and kdlab.data.tokenizer: the SST-2 reader on files written here, the
-synthetic set, the WordPiece tokenizer (round trips against a normalisation written independently) and encoding."""
+synthetic set, the WordPiece tokenizer (round trips against a normalisation written
+independently) and encoding."""
 
 import re
 import unicodedata
