@@ -9,12 +9,18 @@
 - ``online``: :class:`MutualDistiller` (DML) and :class:`NativeEnsembleDistiller` (ONE);
 - ``segmentation``: :class:`SegmentationDistiller`, pixel-wise KD with an ignore index;
 - ``views``: the four ways to make a teacher's targets on augmented views (Beyer et al. 2022);
-- ``bert``: MLM pre-training, fine-tuning and DistilBERT's triple loss.
+- ``bert``: :class:`MaskedLMTrainer` (MLM pre-training), :class:`BertFineTuner` and
+  :class:`BertDistiller` (DistilBERT's triple loss), with ``pretrain_mlm``, ``fine_tune``
+  and ``distil`` as one-call wrappers.
 
-Each specialised distiller overrides :meth:`Distiller.loss_parts` (and, where the task
-needs it, :meth:`Distiller.validate`); the loop, history and device handling are shared.
+Each specialised distiller overrides :meth:`Distiller.loss_parts` and, where its batches or
+task differ, the hooks ``prepare_batch`` (check and move a batch; None skips it),
+``examples`` (how many examples a batch counts for), ``train_accuracy`` and ``validate``;
+``loss_key`` names the part that is minimised. The loop, optimiser step, learning-rate
+schedule, history, progress bar and device handling are shared.
 """
 
+from kdlab.distill.bert import BertDistiller, BertFineTuner, MaskedLMTrainer
 from kdlab.distill.decoupled import DecoupledDistiller
 from kdlab.distill.feature import FeatureDistiller
 from kdlab.distill.online import MutualDistiller, NativeEnsembleDistiller
@@ -31,4 +37,7 @@ __all__ = [
     "NativeEnsembleDistiller",
     "SegmentationDistiller",
     "median_frequency_weights",
+    "MaskedLMTrainer",
+    "BertFineTuner",
+    "BertDistiller",
 ]
