@@ -11,6 +11,10 @@ For each model, side by side in one process against its fp32 self:
   distillation from the unpruned model; structured models are physically shrunk
   (:func:`kdlab.prune.shrink`), unstructured ones keep their dense shape.
 
+The student and the fine-tune are those of notebooks 04 and 09, from
+:mod:`kdlab.recipes.pipeline`: the cached distilled MLP student (``distilled_student``) and
+``finetune_distilled`` with ``FINETUNE_RECIPE``; only the number of epochs differs.
+
 Latency ratios are medians over rounds that time every model in turn, so a load change
 on a shared machine hits all of them alike. Prints the tables and the goals (met or NOT
 met, from the measurements); saves everything to
@@ -38,11 +42,10 @@ import torch
 from torch import nn
 
 from kdlab import bench, prune, recipes
-from kdlab.data import batches
-from kdlab.distill import Distiller
 from kdlab.models import IMAGE_SHAPE, logits_of
 from kdlab.quantize import flows as qf
 from kdlab.quantize import torchao_flows as ao
+from kdlab.recipes.pipeline import FINETUNE_RECIPE, distilled_student, finetune_distilled
 from kdlab.report import save_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -60,8 +63,8 @@ SPARSITIES = (0.5, 0.75, 0.9)
 BATCHES = (1, 256)
 EVAL_BATCH = 1000  # one compiled graph serves every test batch (10,000 = 10 x 1,000)
 CALIBRATION_BATCHES = 8  # of 128 training images each
-# Fine-tuning (QAT and pruning): soft targets of the fp32 model at T = 2, half labels.
-FINETUNE = {"temperature": 2.0, "alpha": 0.5, "lr": 1e-3, "batch_size": 128}
+# Fine-tuning (QAT and pruning): kdlab.recipes.pipeline's, as in notebooks 04 and 09.
+FINETUNE = FINETUNE_RECIPE
 FINETUNE_EPOCHS = {"student": 2, "teacher": 1}  # per QAT run and per pruning step; fast: 1
 GOALS = {
     "int8_size_ratio": 3.9,  # every int8 flow at least this many times smaller
@@ -73,28 +76,17 @@ GOALS = {
 
 
 def finetuner(dense: nn.Module, splits: recipes.Splits, epochs: int, seed: int) -> Callable:
-    """``fit(model)``: ``epochs`` of distillation from a frozen copy of ``dense`` (its
-    logits computed once: exact, the inputs do not change), cosine learning rate."""
+    """``fit(model)``: ``epochs`` of distillation from a frozen copy of ``dense`` with
+    :func:`kdlab.recipes.pipeline.finetune_distilled` (its logits computed once: exact, the
+    inputs do not change)."""
     teacher = copy.deepcopy(dense).eval()
-    train = splits.train
-    soft = logits_of(teacher, train.x)
-    loader = batches(
-        train.x, train.y, soft, batch_size=FINETUNE["batch_size"], shuffle=True, seed=seed
-    )
+    with torch.no_grad():
+        soft = logits_of(teacher, splits.train.x)
 
     def fit(model: nn.Module) -> dict[str, float]:
-        model.requires_grad_(True)  # a copy of a model that served as a frozen teacher
-        distiller = Distiller(
-            model,
-            teacher,
-            temperature=FINETUNE["temperature"],
-            alpha=FINETUNE["alpha"],
-            lr=FINETUNE["lr"],
-            lr_schedule="cosine",
-            device="cpu",
-            seed=seed,
+        history = finetune_distilled(
+            model, teacher, splits.train, epochs, val=splits.val, dense_logits=soft, seed=seed
         )
-        history = distiller.fit(loader, epochs, splits.val.loader(EVAL_BATCH), progress=False)
         return {"val_accuracy": history.last["val_accuracy"]}
 
     return fit
@@ -119,7 +111,9 @@ def int8_model(flow: str, model: nn.Module, splits: recipes.Splits, fit: Callabl
 
 def masks_folded(pruned: nn.Module, dense: nn.Module) -> nn.Module:
     """A copy of ``dense`` holding ``pruned``'s weights with its masks applied
-    (``w = w_orig * mask``): the same shapes and outputs, no masking cost."""
+    (``w = w_orig * mask``): the same shapes and outputs, no masking cost, and the dense
+    model's state-dict layout (so its saved size is the dense model's to the byte, which
+    :func:`kdlab.prune.make_permanent` does not keep: it re-registers each weight last)."""
     state = pruned.state_dict()
     folded = {}
     for key, value in state.items():
@@ -338,10 +332,8 @@ def run(
     for kind in models:
         if kind == "teacher":
             dense = teacher
-        else:
-            dense, _ = recipes.train_student(
-                splits, teacher, seed=seed, **({"epochs": 2} if fast else {})
-            )
+        else:  # the cached student of notebooks 04 and 09
+            dense, _ = distilled_student(splits, teacher, info, seed=seed, verbose=False)
         rows += benchmark_model(kind, dense, splits, list(flows), fast, seed)
     return {
         "data": splits.name,

@@ -1,18 +1,19 @@
 """Benchmark: the beyond-logits methods of notebook 07 (plain KD, DKD, FitNets, AT, RKD, SP,
 DML, ONE and no KD), trained longer and over several seeds, on an MNIST-family data set.
 
-The comparison of notebook 07, section 8, with more data and epochs: every method trains
-the same ``StudentCNN`` (the same initialisation per seed) on the same ``--n-train``
-training images for ``--epochs`` epochs (Adam, lr 1e-3 with a cosine decay, batch 128), with
-the same cached CNN teacher (seed 0) and the same weights as the notebook; only the loss
-changes. Seeds change the student's initialisation and the batch order. The teacher's
-logits and ``features.1`` maps are computed once (exact: no augmentation, teacher in eval
-mode). Prints a markdown table ranked by test accuracy (mean ± sd over seeds), the
-difference to plain KD, the time per epoch relative to plain KD (wall clock and process
-CPU time, measured side by side: every seed runs all methods in turn), and which methods
-beat plain KD by more than the seed spread (the larger of the two standard deviations);
-saves them to ``benchmarks/results/methods_<data>.json``, which notebook 07 shows when it
-exists.
+The comparison of notebook 07, section 8, with more data and epochs: both import the table
+of methods and the training settings from :mod:`kdlab.recipes.beyond_logits` (``METHODS``,
+``TRAINING``: Adam at a constant lr 1e-3, batch 128), so every method trains the same
+``StudentCNN`` (the same initialisation per seed) with the same weights and schedule as in
+the notebook, on the same ``--n-train`` training images for ``--epochs`` epochs, with the
+same cached CNN teacher (seed 0); only the loss changes. Seeds change the student's
+initialisation and the batch order. The teacher's logits and ``features.1`` maps are
+computed once (exact: no augmentation, teacher in eval mode). Prints a markdown table ranked
+by test accuracy (mean ± sd over seeds), the difference to plain KD, the time per epoch
+relative to plain KD (wall clock and process CPU time, measured side by side: every seed
+runs all methods in turn), and which methods beat plain KD by more than the seed spread
+(the larger of the two standard deviations, :func:`kdlab.report.verdict`); saves them to
+``benchmarks/results/methods_<data>.json``, which notebook 07 shows when it exists.
 
     python benchmarks/methods.py                                   # seeds 0 1 2, 10 epochs
     python benchmarks/methods.py --fast --seeds 0 1 --epochs 1     # a smoke run
@@ -21,112 +22,28 @@ exists.
 from __future__ import annotations
 
 import argparse
-import copy
+import dataclasses
 import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
 
-import kdlab
 from kdlab import recipes
-from kdlab.distill import (
-    DecoupledDistiller,
-    Distiller,
-    FeatureDistiller,
-    MutualDistiller,
-    NativeEnsembleDistiller,
-)
-from kdlab.hooks import activations_of
-from kdlab.losses import (
-    HintLoss,
-    OnTheFlyNativeEnsemble,
-    attention_transfer_loss,
-    rkd_loss,
-    similarity_preserving_loss,
-)
 from kdlab.metrics import evaluate
-from kdlab.models import StudentCNN, logits_of
-from kdlab.recipes.beyond_logits import run_method
-from kdlab.report import save_results
+from kdlab.recipes import beyond_logits
+from kdlab.report import save_results, spread, verdict
 
 RESULTS = Path(__file__).resolve().parent / "results"
-METHODS = ("no KD", "KD", "DKD", "FitNets", "AT", "RKD", "SP", "DML", "ONE")
-LAYER = "features.1"  # the 7x7 stage of both networks: 16 student vs 64 teacher channels
-
-
-def one_model() -> OnTheFlyNativeEnsemble:
-    """ONE with the student's first stage as the trunk and three copies of its second stage
-    and head as branches: branch 0 with the trunk is exactly a ``StudentCNN``."""
-    base = StudentCNN()
-    branches = [copy.deepcopy(nn.Sequential(base.features[1], base.head)) for _ in range(3)]
-    return OnTheFlyNativeEnsemble(base.features[0], branches, gate_features=base.width)
-
-
-def pooled_rkd(s: Tensor, t: Tensor) -> Tensor:
-    """RKD (25 distance + 50 angle) on the globally pooled feature maps."""
-    return rkd_loss(s.mean(dim=(2, 3)), t.mean(dim=(2, 3)))
-
-
-def method_table(
-    teacher: nn.Module, logits: Tensor, features: Tensor
-) -> dict[str, tuple[Callable[[int], Distiller], Tensor | None]]:
-    """Each method's distiller factory (seed -> Distiller) and the precomputed teacher
-    outputs its batches carry; the settings of notebook 07's comparison."""
-    recipe = recipes.STUDENT_RECIPE
-    common = {"lr_schedule": "cosine"}
-
-    def feature(make_term: Callable[[], Callable[[Tensor, Tensor], Tensor]], weight: float):
-        # a fresh term per run: HintLoss holds a regressor that must not carry over
-        return lambda seed: FeatureDistiller(
-            StudentCNN(),
-            teacher,
-            make_term(),
-            student_layer=LAYER,
-            teacher_layer=LAYER,
-            weight=weight,
-            seed=seed,
-            **common,
-        )
-
-    return {
-        "no KD": (lambda seed: Distiller(StudentCNN(), None, seed=seed, **common), None),
-        "KD": (
-            lambda seed: Distiller(
-                StudentCNN(),
-                teacher,
-                temperature=recipe["temperature"],
-                alpha=recipe["alpha"],
-                seed=seed,
-                **common,
-            ),
-            logits,
-        ),
-        "DKD": (
-            lambda seed: DecoupledDistiller(
-                StudentCNN(),
-                teacher,
-                tc_weight=1.0,
-                nc_weight=2.0,
-                temperature=4.0,
-                seed=seed,
-                **common,
-            ),
-            logits,
-        ),
-        "FitNets": (feature(lambda: HintLoss(16, 64), 1.0), features),
-        "AT": (feature(lambda: attention_transfer_loss, 3.0), features),
-        "RKD": (feature(lambda: pooled_rkd, 1.0), features),
-        "SP": (feature(lambda: similarity_preserving_loss, 3000.0), features),
-        "DML": (
-            lambda seed: MutualDistiller([StudentCNN(), StudentCNN()], seed=seed, **common),
-            None,
-        ),
-        "ONE": (lambda seed: NativeEnsembleDistiller(one_model(), seed=seed, **common), None),
-    }
+METHODS = tuple(beyond_logits.METHODS)  # names, in the order of notebook 07's table
+VERDICTS = {  # kdlab.report.verdict's words, as this report words them
+    "better": "beats plain KD",
+    "worse": "below plain KD",
+    "tie": "within the spread of plain KD",
+    "one run": "no spread: one seed",
+}
 
 
 def check_methods(methods: Sequence[str]) -> list[str]:
@@ -156,38 +73,28 @@ def run(
     teacher, info = recipes.trained_teacher(splits, seed=0, verbose=False)
     teacher_accuracy = evaluate(teacher, splits.test.loader(1000))["accuracy"]
     train = splits.train.subset(n_train, seed=0)
-    with torch.no_grad():
-        logits = logits_of(teacher, train.x)
-        features = activations_of(teacher, LAYER, train.x)
-    table = method_table(teacher, logits, features)
-    runs = []
-    for seed in seeds:
-        for name in methods:
-            make, outputs = table[name]
 
-            def seeded(s: int, make: Callable[[int], Distiller] = make) -> Distiller:
-                kdlab.seed_everything(s)  # the same student initialisation for every method
-                return make(s)
+    def record(run: dict) -> None:
+        print(
+            f"seed {run['seed']} {run['method']:<8} test {100 * run['accuracy']:.2f} % "
+            f"({run['seconds_per_epoch']:.1f} s/epoch)",
+            flush=True,
+        )
 
-            cpu = time.process_time()
-            result = run_method(
-                seeded, train, splits.test, epochs=epochs, seed=seed, teacher_outputs=outputs
-            )
-            runs.append(
-                {
-                    "seed": seed,
-                    "method": name,
-                    "test_accuracy": 100 * result["accuracy"],
-                    "seconds_per_epoch": result["seconds_per_epoch"],
-                    # includes building the distiller and the final test pass (under 1 %)
-                    "cpu_seconds_per_epoch": (time.process_time() - cpu) / epochs,
-                }
-            )
-            print(
-                f"seed {seed} {name:<8} test {runs[-1]['test_accuracy']:.2f} % "
-                f"({result['seconds_per_epoch']:.1f} s/epoch)",
-                flush=True,
-            )
+    table = [beyond_logits.METHODS[name] for name in methods]
+    runs = [
+        {
+            "seed": r["seed"],
+            "method": r["method"],
+            "test_accuracy": 100 * r["accuracy"],
+            "seconds_per_epoch": r["seconds_per_epoch"],
+            # includes building the distiller and the final test pass (under 1 %)
+            "cpu_seconds_per_epoch": r["cpu_seconds_per_epoch"],
+        }
+        for r in beyond_logits.compare(
+            table, teacher, train, splits.test, seeds=seeds, epochs=epochs, on_run=record
+        )
+    ]
     return {
         "data": splits.name,
         "synthetic": splits.synthetic,
@@ -198,6 +105,7 @@ def run(
         "methods": methods,
         "teacher_test_accuracy": 100 * teacher_accuracy,
         "teacher_status": info["status"],
+        "training": dataclasses.asdict(beyond_logits.TRAINING),
         "runs": runs,
         "summary": summarize(runs, methods),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
@@ -208,41 +116,28 @@ def run(
 
 def summarize(runs: list[dict], methods: Sequence[str]) -> list[dict]:
     """Per method: test accuracy mean and sd over seeds, its difference to plain KD, time
-    per epoch relative to plain KD, and the verdict; ranked by mean accuracy."""
+    per epoch relative to plain KD, and the verdict (:func:`kdlab.report.verdict`: a
+    difference within the larger sd is a tie); ranked by mean accuracy."""
 
     def stats(name: str, key: str) -> list[float]:
         return [r[key] for r in runs if r["method"] == name]
 
-    def sd(values: list[float]) -> float:
-        return statistics.stdev(values) if len(values) > 1 else 0.0
-
     kd = stats("KD", "test_accuracy")
-    kd_mean, kd_sd = statistics.fmean(kd), sd(kd)
+    kd_mean, kd_sd = spread(kd)
     kd_wall = statistics.fmean(stats("KD", "seconds_per_epoch"))
     kd_cpu = statistics.fmean(stats("KD", "cpu_seconds_per_epoch"))
     rows = []
     for name in methods:
         accs = stats(name, "test_accuracy")
-        mean, spread = statistics.fmean(accs), sd(accs)
-        diff, margin = mean - kd_mean, max(spread, kd_sd)
-        if name == "KD":
-            verdict = "reference"
-        elif min(len(accs), len(kd)) < 2:
-            verdict = "no spread: one seed"
-        elif diff > margin:
-            verdict = "beats plain KD"
-        elif diff < -margin:
-            verdict = "below plain KD"
-        else:
-            verdict = "within the spread of plain KD"
+        mean, sd = spread(accs)
         rows.append(
             {
                 "method": name,
                 "mean %": mean,
-                "sd": spread,
-                "vs KD (points)": diff,
-                "margin (points)": margin,
-                "verdict": verdict,
+                "sd": sd,
+                "vs KD (points)": mean - kd_mean,
+                "margin (points)": max(sd, kd_sd),
+                "verdict": "reference" if name == "KD" else VERDICTS[verdict(accs, kd)],
                 "wall vs KD": statistics.fmean(stats(name, "seconds_per_epoch")) / kd_wall,
                 "cpu vs KD": statistics.fmean(stats(name, "cpu_seconds_per_epoch")) / kd_cpu,
             }

@@ -4,6 +4,7 @@ import pytest
 from test_benchmarks import load
 
 from kdlab.models import StudentMLP
+from kdlab.recipes.pipeline import FINETUNE_RECIPE
 
 
 def layer_sizes(hidden: tuple[int, ...]) -> list[tuple[int, int]]:
@@ -21,6 +22,8 @@ def test_compression_benchmark_runs_and_reports_its_own_numbers():
         f"{m} {s}%" for m in ("unstructured", "structured") for s in (50, 75, 90)
     ]
     assert list(rows) == expected
+    # the fine-tune of notebooks 04 and 09 (kdlab.recipes.pipeline), 1 epoch in fast mode
+    assert result["finetune"] == FINETUNE_RECIPE | {"epochs": {"student": 1}}
     fp32 = rows["fp32"]
     assert fp32["speedup"] == {"batch1": 1.0, "batch256": 1.0} and fp32["flips"] == 0
     for r in rows.values():

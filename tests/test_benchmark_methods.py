@@ -1,10 +1,13 @@
 """benchmarks/methods.py runs end to end in fast mode and reports its own numbers."""
 
+import dataclasses
 import random
 import statistics
 
 import pytest
 from test_benchmarks import load
+
+from kdlab.recipes import beyond_logits
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +29,12 @@ def test_every_method_runs_for_every_seed(bench, result):
     assert all(0 <= r["test_accuracy"] <= 100 for r in runs)
     assert all(r["seconds_per_epoch"] > 0 and r["cpu_seconds_per_epoch"] > 0 for r in runs)
     assert result["n_train"] == 256
+
+
+def test_the_benchmark_trains_notebook_07s_table_with_its_settings(bench, result):
+    assert bench.METHODS == tuple(beyond_logits.METHODS)
+    assert result["training"] == dataclasses.asdict(beyond_logits.TRAINING)
+    assert result["methods"] == list(beyond_logits.METHODS)
 
 
 def test_report_holds_the_runs_own_statistics(bench, result):

@@ -30,3 +30,14 @@ def test_soft_targets_benchmark_runs_and_reports_its_own_numbers():
     mean_gap = 100 * sum(r["gap_closed"] for r in rows) / len(rows)
     assert f"| teacher | {mean_teacher:.1f} ±" in text
     assert f"| gap closed % (mean ± sd) | {mean_gap:.1f} ±" in text
+    said = soft_targets.distilled_vs_scratch(rows)
+    assert f"| distilled vs scratch over seeds (test errors) | {said} |" in text
+
+
+def test_soft_targets_verdict_counts_fewer_errors_as_better():
+    soft_targets = load("soft_targets")
+    rows = [{"scratch": s, "distilled": d} for s, d in ((150, 120), (160, 118), (155, 125))]
+    assert soft_targets.distilled_vs_scratch(rows) == "better"
+    rows = [{"scratch": s, "distilled": d} for s, d in ((150, 140), (120, 150))]
+    assert soft_targets.distilled_vs_scratch(rows) == "tie"  # within the seeds' spread
+    assert soft_targets.distilled_vs_scratch(rows[:1]) == "one run"

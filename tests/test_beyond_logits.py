@@ -1,6 +1,9 @@
-"""The trainers of notebook 07: each one step updates what it should and nothing else."""
+"""The trainers of notebook 07: each one step updates what it should and nothing else; and the
+methods table that notebook 07 and benchmarks/methods.py share."""
 
 import copy
+import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,7 +25,16 @@ from kdlab.losses import (
     decoupled_kd_loss,
 )
 from kdlab.models import StudentCNN, TeacherCNN
-from kdlab.recipes.beyond_logits import run_method
+from kdlab.recipes.beyond_logits import (
+    METHODS,
+    TRAINING,
+    Training,
+    compare,
+    run_method,
+    teacher_outputs,
+)
+
+COURSE = Path(__file__).resolve().parents[1] / "course"
 
 
 def batch(n=16, seed=0):
@@ -147,3 +159,100 @@ def test_run_method_reports_accuracy_and_time():
         seed=0,
     )
     assert 0 <= result["accuracy"] <= 1 and result["seconds_per_epoch"] > 0
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def tiny_set(n=24, seed=0):
+    x, y = batch(n, seed)
+    return ImageSet(x, y, "synthetic-test", tuple(str(i) for i in range(10)), "generated")
+
+
+def test_methods_table_builds_every_distiller_and_one_step_trains_its_student():
+    torch.manual_seed(0)
+    teacher = TeacherCNN().eval()
+    x, y = batch()
+    carried = teacher_outputs(METHODS.values(), teacher, x)
+    assert list(METHODS) == ["no KD", "KD", "DKD", "FitNets", "AT", "RKD", "SP", "DML", "ONE"]
+    for name, method in METHODS.items():
+        distiller = method.distiller(teacher, seed=0)
+        # the shared settings reach every method: Adam at TRAINING.lr, TRAINING's schedule
+        assert distiller.lr_schedule == TRAINING.lr_schedule == "constant", name
+        assert isinstance(distiller.optimizer, torch.optim.Adam), name
+        assert distiller.optimizer.param_groups[0]["lr"] == TRAINING.lr, name
+        before = [p.detach().clone() for p in distiller.student.parameters()]
+        step = distiller.train_step(x, y, carried[name])
+        assert torch.isfinite(torch.tensor(step["loss"])), name
+        after = list(distiller.student.parameters())
+        # the first convolution and the linear head (the last weight and bias) both learn
+        for k in (0, -2, -1):
+            assert not torch.equal(before[k], after[k].detach()), f"{name}: parameter {k} stayed"
+    assert carried["no KD"] is None and carried["DML"] is None and carried["ONE"] is None
+    assert carried["KD"] is carried["DKD"]  # computed once, shared
+    assert carried["AT"] is carried["SP"] and carried["FitNets"].shape == (16, 64, 7, 7)
+    assert not carried["KD"].requires_grad and not carried["AT"].requires_grad
+    torch.testing.assert_close(carried["KD"], teacher(x))
+
+
+def test_every_method_starts_from_the_same_student_for_a_seed():
+    teacher = TeacherCNN().eval()
+    reference = [
+        p.detach().clone() for p in METHODS["no KD"].distiller(teacher, 5).student.parameters()
+    ]
+    other_seed = [p.detach() for p in METHODS["no KD"].distiller(teacher, 6).student.parameters()]
+    assert not all(torch.equal(a, b) for a, b in zip(reference, other_seed, strict=True))
+    for name, method in METHODS.items():
+        student = method.distiller(teacher, 5).student  # DML: peer 0; ONE: trunk + branch 0
+        params = [p.detach() for p in student.parameters()]
+        assert len(params) == len(reference), name
+        assert all(torch.equal(a, b) for a, b in zip(params, reference, strict=True)), name
+
+
+def test_method_options_are_read_only_and_variants_are_checked():
+    sp = METHODS["SP"]
+    with pytest.raises(TypeError):
+        sp.options["weight"] = 1.0  # the shared table cannot be changed by accident
+    variant = sp.with_options(weight=300.0)
+    assert variant.options["weight"] == 300.0 and sp.options["weight"] == 3000.0
+    assert variant.distiller(TeacherCNN().eval(), 0).weight == 300.0
+    with pytest.raises(ValueError, match="no options"):
+        sp.with_options(wieght=1.0)
+    hints = METHODS["FitNets"]
+    a, b = (hints.distiller(TeacherCNN().eval(), 0).term for _ in range(2))
+    assert isinstance(a, HintLoss) and a is not b  # a fresh regressor for every run
+    assert "weight 3000" in sp.settings() and "make_term" not in sp.settings()
+    assert sp.describe()["method"] == "SP"
+    with pytest.raises(ValueError, match="lr_schedule"):
+        Training(lr_schedule="step")
+
+
+def test_compare_trains_every_method_per_seed_with_the_given_training():
+    data = tiny_set()
+    chosen = [METHODS["no KD"], METHODS["KD"], METHODS["AT"]]
+    seen = []
+    runs = compare(
+        chosen,
+        TeacherCNN().eval(),
+        data,
+        data,
+        seeds=[0, 1],
+        epochs=1,
+        training=Training(lr_schedule="cosine", batch_size=8),
+        on_run=seen.append,
+    )
+    assert [(r["seed"], r["method"]) for r in runs] == [(s, m.name) for s in (0, 1) for m in chosen]
+    assert seen == runs
+    for r in runs:
+        assert 0 <= r["accuracy"] <= 1
+        assert r["seconds_per_epoch"] > 0 and r["cpu_seconds_per_epoch"] > 0
+    with pytest.raises(ValueError, match="seed"):
+        compare(chosen, TeacherCNN(), data, data, seeds=[], epochs=1)
+
+
+def test_notebook_07_imports_the_table_instead_of_copying_it():
+    notebook = json.loads((COURSE / "07_beyond_logits.ipynb").read_text())
+    code = "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code")
+    assert "from kdlab.recipes.beyond_logits import" in code
+    for copied in ("FeatureDistiller(", "DecoupledDistiller(", "lr_schedule", "METHODS = "):
+        assert copied not in code, f"notebook 07 builds its own table again ({copied})"
