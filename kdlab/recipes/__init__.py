@@ -3,12 +3,16 @@ benchmarks so that both sides of a comparison run the same recipe.
 
 - ``mnist_family``: the MNIST-family splits, the cached CNN teacher and the MLP student's
   soft-target recipe (notebooks 02-04 and 07-09, assignment a1); re-exported here;
-- ``beyond_logits``: the method table of notebook 07 and ``benchmarks/methods.py``;
-- ``patient_teacher``: distillation on views (notebook 08);
-- ``pipeline``: distilled fine-tuning after pruning (notebooks 04 and 09);
-- ``segmentation``: the aerial track's teacher and student recipe (notebook 05);
-- ``distilbert``: the SST-2 recipe, the MLM encoder and the BERT teacher (notebook 06;
-  import it as ``kdlab.recipes.distilbert``: it loads ``transformers``).
+- ``pipeline``: the cached distilled student and the distilled fine-tune after pruning
+  (notebooks 04 and 09, ``benchmarks/compression.py``);
+- ``beyond_logits``: the method table (``METHODS``, ``TRAINING``), ``compare`` and
+  ``run_method`` (notebook 07, ``benchmarks/methods.py``);
+- ``patient_teacher``: the transfer set-up, distillation on views and a scored run
+  (notebook 08, ``benchmarks/patient_teacher.py``);
+- ``segmentation``: ``SegmentationRecipe``, the aerial splits and patches, the cached U-Net
+  teacher and the student's training (notebook 05, ``benchmarks/segmentation.py``);
+- ``distilbert``: ``BertRecipe``, the cached MLM encoder and the BERT teacher (notebook 06,
+  ``benchmarks/distilbert.py``).
 """
 
 from kdlab.recipes.mnist_family import (
