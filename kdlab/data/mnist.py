@@ -3,11 +3,14 @@
 They are searched in this order:
 
 1. ``$KDLAB_DATA`` (and its ``fashion-mnist/``, ``FashionMNIST/raw/``, ``mnist/``,
-   ``MNIST/raw/`` sub-folders), holding the four ``*-idx?-ubyte[.gz]`` files;
+   ``MNIST/raw/`` sub-folders; ``FashionMNIST/raw`` and ``MNIST/raw`` are the folders
+   torchvision's own download writes under its ``root``), holding the four
+   ``*-idx?-ubyte[.gz]`` files;
 2. system folders: ``/usr/share/datasets/fashion-mnist`` (Debian's
    ``dataset-fashion-mnist`` package);
-3. the kdlab cache, where a torchvision download lands, tried only when online
-   (``KDLAB_OFFLINE=1`` forbids it).
+3. the kdlab cache, ``<cache>/data/{FashionMNIST,MNIST}/raw`` (and ``fashion-mnist/``,
+   ``mnist/``), where a torchvision download lands; a copy there is used offline too, but
+   the download itself is tried only when online (``KDLAB_OFFLINE=1`` forbids it).
 
 With nothing found, :func:`load_mnist_family` raises ``FileNotFoundError`` that says how
 to get the data, or, when ``synthetic_fallback=True``, returns a small synthetic set whose
@@ -70,11 +73,13 @@ _HOW_TO_GET = {
     "fashion-mnist": (
         "Install Debian's package (`apt-get install -y dataset-fashion-mnist`), or put the four "
         "*-idx?-ubyte.gz files from https://github.com/zalandoresearch/fashion-mnist in a folder "
-        "and set KDLAB_DATA to it, or run once with internet so torchvision can download them."
+        "and set KDLAB_DATA to it (a torchvision download's FashionMNIST/raw folder under "
+        "KDLAB_DATA works too), or run once with internet so torchvision can download them."
     ),
     "mnist": (
-        "Put the four MNIST *-idx?-ubyte.gz files in $KDLAB_DATA/mnist, or run once with internet "
-        "so torchvision can download them."
+        "Put the four MNIST *-idx?-ubyte.gz files in $KDLAB_DATA/mnist (or a torchvision "
+        "download's MNIST/raw folder under KDLAB_DATA), or run once with internet so "
+        "torchvision can download them."
     ),
 }
 

@@ -5,7 +5,9 @@ The data set is "Semantic segmentation of aerial imagery" by Humans in the Loop 
 imagery of Dubai from MBRSC): 8 tiles of 9 RGB JPEG images each, with RGB PNG masks,
 laid out as ``Tile N/images/image_part_00K.jpg`` and ``Tile N/masks/image_part_00K.png``.
 It is found, offline first, in a folder passed explicitly, then ``$KDLAB_DATA/dubai-aerial``,
-then ``<kdlab cache>/data/dubai-aerial``.
+then ``<kdlab cache>/data/dubai-aerial``; in each, the tiles may also sit in
+``Semantic segmentation dataset/``, the folder the public zip unpacks to (see
+:func:`find_aerial`).
 
 The mask colours do **not** match the ones in the archive's ``classes.json``; the palette
 below was measured over all 72 masks. A mask pixel of any other colour (a few black pixels,
@@ -62,11 +64,13 @@ PALETTE = (
 MEAN = (0.5251, 0.5317, 0.5459)
 STD = (0.2898, 0.2952, 0.3108)
 
+UNPACKED = "Semantic segmentation dataset"  # the folder the public zip unpacks to
 HOW_TO_GET = (
     "Download 'Semantic segmentation of aerial imagery' (Humans in the Loop, CC0; on Kaggle as "
-    "humansintheloop/semantic-segmentation-of-aerial-imagery), unpack it so that the folder "
-    "holds 'Tile 1' ... 'Tile 8', and pass that folder or set KDLAB_DATA to its parent, "
-    "named dubai-aerial."
+    "humansintheloop/semantic-segmentation-of-aerial-imagery) and unpack it inside the folder "
+    f"that KDLAB_DATA points to (it makes '{UNPACKED}/Tile 1' ... 'Tile 8', each with images/ "
+    "and masks/), or put the 'Tile N' folders in a folder dubai-aerial there, or pass the "
+    "folder that holds them."
 )
 
 
@@ -140,19 +144,29 @@ def _is_aerial_folder(folder: Path) -> bool:
     return folder.is_dir() and any(folder.glob("*/images/*.jpg"))
 
 
-def find_aerial(folder: str | Path | None = None) -> Path | None:
-    """The data folder: ``folder`` (or its ``dubai-aerial``) when given; otherwise
-    ``$KDLAB_DATA/dubai-aerial``, ``$KDLAB_DATA``, then ``<kdlab cache>/data/dubai-aerial``.
-    None when none of them holds ``*/images/*.jpg``."""
-    candidates = []
+def _aerial_candidates(folder: str | Path | None) -> list[Path]:
+    def unpacked(root: Path) -> list[Path]:  # the public zip unpacked in root or its subfolder
+        return [root / "dubai-aerial" / UNPACKED, root / UNPACKED]
+
     if folder is not None:  # a folder named explicitly is the only place looked at
-        candidates += [Path(folder).expanduser(), Path(folder).expanduser() / "dubai-aerial"]
-    else:
-        user = runtime.data_dir()
-        if user is not None:
-            candidates += [user / "dubai-aerial", user]
-        candidates.append(runtime.cache_dir() / "data" / "dubai-aerial")
-    return next((c for c in candidates if _is_aerial_folder(c)), None)
+        root = Path(folder).expanduser()
+        return [root, root / "dubai-aerial", *unpacked(root)]
+    candidates = []
+    user = runtime.data_dir()
+    if user is not None:
+        candidates += [user / "dubai-aerial", user, *unpacked(user)]
+    cache = runtime.cache_dir() / "data"
+    return [*candidates, cache / "dubai-aerial", *unpacked(cache)]
+
+
+def find_aerial(folder: str | Path | None = None) -> Path | None:
+    """The folder holding the tiles (``Tile N/images/*.jpg``). With ``folder``: ``folder``
+    itself, its ``dubai-aerial``, or the public zip unpacked in either (``dubai-aerial/Semantic
+    segmentation dataset``, ``Semantic segmentation dataset``); only there. Otherwise
+    ``$KDLAB_DATA/dubai-aerial``, ``$KDLAB_DATA``, the zip unpacked in either, then
+    ``<kdlab cache>/data/dubai-aerial`` and the zip unpacked there or in
+    ``<kdlab cache>/data``. None when none of them holds the tiles."""
+    return next((c for c in _aerial_candidates(folder) if _is_aerial_folder(c)), None)
 
 
 @functools.lru_cache(maxsize=4)
@@ -178,10 +192,10 @@ def load_scenes(
         raise ValueError(f"scale must be in (0, 1], got {scale}")
     found = find_aerial(folder)
     if found is None:
-        looked = f"{folder} and " if folder is not None else ""
+        looked = ", ".join(str(c) for c in _aerial_candidates(folder))
         raise FileNotFoundError(
-            f"the Dubai aerial imagery was not found in {looked}$KDLAB_DATA/dubai-aerial "
-            f"(KDLAB_DATA={runtime.data_dir()}). {HOW_TO_GET}"
+            f"the Dubai aerial imagery was not found (no Tile N/images/*.jpg in {looked}; "
+            f"KDLAB_DATA={runtime.data_dir()}). {HOW_TO_GET}"
         )
     return list(_read_folder(str(found.resolve()), float(scale), per_tile))
 
