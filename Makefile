@@ -15,7 +15,7 @@ ONLY   ?=
 BENCH  ?= $(basename $(notdir $(wildcard benchmarks/*.py)))
 PYTEST_ARGS ?=
 
-.PHONY: setup course test lab check bench clean-build lint release selfcheck grade
+.PHONY: setup course test lab check bench clean-build lint release selfcheck grade site
 
 setup: $(STAMP)
 
@@ -31,6 +31,11 @@ course: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The course (from the executed notebooks in build/course/ where there are some, else without
+# outputs, each page labelled) and the API reference, as static HTML in build/site/.
+site: setup
+	$(BIN)/kdlab site
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=course $(if $(shell [ "$$(id -u)" = 0 ] && echo root),--allow-root)

@@ -9,6 +9,7 @@ interquartile range as the spread.
 from __future__ import annotations
 
 import io
+import numbers
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -67,12 +68,63 @@ class Latency:
 
 
 def _example_input(model: nn.Module, input_shape: Sequence[int], batch_size: int) -> torch.Tensor:
+    if not isinstance(input_shape, Sequence) or not all(
+        isinstance(d, numbers.Integral) for d in input_shape
+    ):
+        raise ValueError(
+            f"input_shape must be the shape of one example as a tuple of ints, e.g. (10,) or "
+            f"(3, 32, 32), got {input_shape!r}"
+        )
     try:
         param = next(model.parameters())
         device, dtype = param.device, (param.dtype if param.is_floating_point() else torch.float32)
     except StopIteration:
         device, dtype = torch.device("cpu"), torch.float32
     return torch.randn(batch_size, *input_shape, device=device, dtype=dtype)
+
+
+def _first_layer(model: nn.Module) -> tuple[str, str]:
+    """What the first registered linear, convolution or embedding layer takes, and the fix
+    (read from ``in_features``, ``in_channels``, ``num_embeddings``: quantized layers count)."""
+    fix = "pass input_shape=... (one example's shape, without the batch dimension)"
+    spatial = {1: "L", 2: "H, W", 3: "D, H, W"}
+    first = True  # no other layer with parameters or a reshape runs before it
+    for name, module in model.named_modules():
+        where = f"{type(module).__name__} {name!r}" if name else type(module).__name__
+        if isinstance(getattr(module, "in_features", None), int) and module.in_features > 0:
+            n = module.in_features
+            said = f"its first layer, {where}, takes in_features={n}"
+            return (said, f"pass input_shape=({n},)" if first else fix)
+        kernel = getattr(module, "kernel_size", None)
+        if isinstance(getattr(module, "in_channels", None), int) and kernel is not None:
+            c, dims = module.in_channels, len(kernel) if isinstance(kernel, tuple) else 1
+            said = f"its first layer, {where}, takes in_channels={c}"
+            return (said, f"pass input_shape=({c}, {spatial.get(dims, '...')})" if first else fix)
+        if isinstance(module, nn.Embedding):
+            said = f"its first layer, {where}, takes integer ids below {module.num_embeddings}"
+            return (said, "measure a model that takes float inputs (these feed random floats)")
+        if not list(module.children()):
+            first = False
+    return ("", fix)
+
+
+def _checked_input(model: nn.Module, input_shape: Sequence[int], batch_size: int) -> torch.Tensor:
+    """The example input ``(batch_size, *input_shape)``, after one forward pass on it under
+    ``no_grad`` that turns PyTorch's shape or dtype error into one naming the shape tried."""
+    x = _example_input(model, input_shape, batch_size)
+    try:
+        with torch.no_grad():
+            model(x)
+    except torch.OutOfMemoryError:
+        raise
+    except (RuntimeError, IndexError) as err:
+        said, fix = _first_layer(model)
+        raise ValueError(
+            f"the model fails on the example input of shape {tuple(x.shape)} = (batch_size, "
+            f"*input_shape), dtype {x.dtype}{'; ' + said if said else ''}: {fix}. "
+            f"PyTorch said: {err}"
+        ) from err
+    return x
 
 
 def latency(
@@ -96,17 +148,19 @@ def latency(
     threads = threads or torch.get_num_threads()
     was_training = model.training
     model.eval()
-    x = _example_input(model, input_shape, batch_size)
-    with torch.no_grad():
-        for _ in range(warmup):
-            model(x)
-        timer = benchmark.Timer(
-            stmt="model(x)",
-            globals={"model": model, "x": x},
-            num_threads=threads,
-        )
-        measurement = timer.blocked_autorange(min_run_time=min_run_time)
-    model.train(was_training)
+    try:
+        x = _checked_input(model, input_shape, batch_size)
+        with torch.no_grad():
+            for _ in range(warmup):
+                model(x)
+            timer = benchmark.Timer(
+                stmt="model(x)",
+                globals={"model": model, "x": x},
+                num_threads=threads,
+            )
+            measurement = timer.blocked_autorange(min_run_time=min_run_time)
+    finally:
+        model.train(was_training)
     blocks = len(measurement.times)
     return Latency(
         median_s=measurement.median,
@@ -146,11 +200,13 @@ def flops(model: nn.Module, input_shape: Sequence[int], batch_size: int = 1) -> 
     """
     was_training = model.training
     model.eval()
-    x = _example_input(model, input_shape, batch_size)
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(x)
-    model.train(was_training)
+    try:
+        x = _checked_input(model, input_shape, batch_size)
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            model(x)
+    finally:
+        model.train(was_training)
     return counter.get_total_flops()
 
 

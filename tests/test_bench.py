@@ -141,3 +141,52 @@ def test_compare_models_named_reference_and_errors():
         bench.compare_models(models, (8,), reference="c")
     with pytest.raises(ValueError, match="batch_size"):
         bench.compare_models(models, (8,), batch_sizes=(0,), min_run_time=FAST)
+
+
+# ------------------------------------------------------------------ wrong input shape
+
+
+@pytest.mark.parametrize(
+    ("measure", "kwargs"),
+    [
+        (bench.latency, {"min_run_time": FAST}),
+        (bench.throughput, {"batch_size": 4, "min_run_time": FAST}),
+        (bench.flops, {}),
+    ],
+)
+def test_wrong_input_shape_names_the_shape_and_the_fix(measure, kwargs):
+    model = nn.Linear(10, 2)
+    batch = kwargs.get("batch_size", 1)
+    with pytest.raises(ValueError) as error:
+        measure(model, (3,), **kwargs)
+    message = str(error.value)
+    assert f"({batch}, 3) = (batch_size, *input_shape)" in message
+    assert "in_features=10" in message and "pass input_shape=(10,)" in message
+    assert isinstance(error.value.__cause__, RuntimeError)  # PyTorch's own error is kept
+    assert model.training  # the mode is restored on failure too
+
+
+def test_wrong_channels_name_the_first_convolution():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(2))
+    with pytest.raises(ValueError, match=r"\(1, 1, 28, 28\)") as error:
+        bench.flops(model, (1, 28, 28))
+    assert "Conv2d '0', takes in_channels=3: pass input_shape=(3, H, W)" in str(error.value)
+
+
+def test_first_layer_after_a_reshape_gives_no_made_up_shape():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    with pytest.raises(ValueError, match="in_features=784") as error:
+        bench.latency(model, (1, 28), min_run_time=FAST)
+    assert "input_shape=(784,)" not in str(error.value)  # a flattened (1, 28, 28) also fits
+    assert "without the batch dimension" in str(error.value)
+
+
+def test_compare_models_names_the_shape():
+    models = {"big": linear_stack(32, 64, 10), "small": linear_stack(32, 8, 10)}
+    with pytest.raises(ValueError, match=r"\(1, 16\).*in_features=32"):
+        bench.compare_models(models, (16,), batch_sizes=(1,), min_run_time=FAST)
+
+
+def test_input_shape_must_be_a_tuple():
+    with pytest.raises(ValueError, match=r"tuple of ints, e.g. \(10,\)"):
+        bench.flops(nn.Linear(10, 2), 10)

@@ -1,13 +1,14 @@
 """kdlab.cli and its course runner: a tiny course of two notebooks run in real kernels."""
 
 import json
+import os
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from kdlab.cli import main
-from kdlab.cli.course import NotebookRun, run_course, summary_table
+from kdlab.cli.course import NotebookRun, kernel_config, run_course, summary_table
 
 
 def write_notebook(path, *cells):
@@ -120,3 +121,31 @@ def test_save_results_writes_the_json_before_the_report_can_fail(tmp_path, capsy
     with pytest.raises(KeyError):
         save_results({"kept": 1}, tmp_path / "b.json", broken)
     assert json.loads((tmp_path / "b.json").read_text()) == {"kept": 1}
+
+
+@pytest.mark.skipif(os.name != "posix", reason="IPC sockets need a POSIX system")
+def test_kernel_config_uses_ipc_sockets_in_the_given_folder(tmp_path):
+    config = kernel_config(tmp_path)
+    assert config.KernelManager.transport == "ipc"
+    assert config.KernelManager.ip == str(tmp_path.resolve() / "kernel")
+
+
+def test_the_kernel_does_not_warn_about_unencrypted_tcp(tmp_path, capfd):
+    """ipykernel logs 'Kernel is running over TCP without encryption' to the stderr the runner
+    passes on to it; the runner gives the kernel IPC sockets (or CurveZMQ keys) instead."""
+    course = tmp_path / "course"
+    course.mkdir()
+    write_notebook(
+        course / "01_where.ipynb",
+        new_code_cell(
+            "from ipykernel.kernelapp import IPKernelApp\nprint(IPKernelApp.instance().transport)"
+        ),
+    )
+    (run,) = run_course(course, tmp_path / "build", timeout=120)
+    assert run.status == "ok", run.error
+    err = capfd.readouterr().err
+    assert "without encryption" not in err, err
+    executed = nbformat.read(tmp_path / "build" / "01_where.ipynb", as_version=4)
+    transport = executed.cells[-1].outputs[0]["text"].strip()
+    assert transport == ("ipc" if os.name == "posix" else "tcp")
+    assert not list(course.glob("kernel*")), "IPC socket files left in the course folder"

@@ -20,6 +20,7 @@ LAYERS = (
     ("distill", "quantize", "prune"),
     ("recipes", "grading", "plots", "widgets"),
     ("cli",),
+    ("__main__",),
 )
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 

@@ -5,10 +5,53 @@ instructor's workflow (assignments/README.md)."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["main", "plain_text", "version"]
+
+# reStructuredText markup of docstrings: roles (:func:`x`) and literals (``x``) read as x.
+_RST_ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`]+)`")
+_RST_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def plain_text(text: str) -> str:
+    """``text`` with the reStructuredText roles and double backticks of a docstring removed,
+    for help pages that argparse shows as they are."""
+    return _RST_LITERAL.sub(r"\1", _RST_ROLE.sub(r"\1", text))
+
+
+class _PlainHelp(argparse.HelpFormatter):
+    """Help text without reStructuredText markup, whoever wrote the description or help."""
+
+    def _fill_text(self, text, width, indent):
+        return super()._fill_text(plain_text(text), width, indent)
+
+    def _split_lines(self, text, width):
+        return super()._split_lines(plain_text(text), width)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser (and, through ``add_subparsers``, its subcommands' parsers) whose
+    help pages are plain text."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _PlainHelp)
+        super().__init__(*args, **kwargs)
+
+
+def version() -> str:
+    """The installed distribution's version, else the package's ``__version__`` (a source
+    tree that was never installed)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("kdlab")
+    except PackageNotFoundError:
+        # The package root is this package's parent, so it is imported already.
+        return sys.modules["kdlab"].__version__
 
 
 def _course(args: argparse.Namespace) -> int:
@@ -18,11 +61,28 @@ def _course(args: argparse.Namespace) -> int:
     if not course_dir.is_dir():
         print(f"error: course folder {course_dir} does not exist", file=sys.stderr)
         return 2
-    runs = run_course(course_dir, Path(args.build), fast=args.fast, only=args.only or None)
+    try:
+        runs = run_course(course_dir, Path(args.build), fast=args.fast, only=args.only or None)
+    except FileNotFoundError as err:
+        print(f"error: {err}; name notebooks by number, e.g. kdlab course 02", file=sys.stderr)
+        return 2
     print()
     print(summary_table(runs, args.fast))
     print(f"Executed notebooks are in {args.build}/")
     return 0 if all(r.status == "ok" for r in runs) else 1
+
+
+def _site(args: argparse.Namespace) -> int:
+    from kdlab.cli.site import build_site
+
+    out = Path(args.out)
+    pages = build_site(out, Path(args.course_dir), Path(args.executed))
+    for page in pages:
+        print(f"{page.href:40s} {page.label}")
+    if any(page.label == "not executed" for page in pages):
+        print("Pages without outputs: run `make course` (or FAST=1) first to include them.")
+    print(f"Open {out / 'index.html'}")
+    return 0
 
 
 def _check(_: argparse.Namespace) -> int:
@@ -168,7 +228,8 @@ def _instructor(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kdlab", description=__doc__)
+    parser = _Parser(prog="kdlab", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"kdlab {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     course = sub.add_parser("course", help="execute every course notebook into a build folder")
     course.add_argument("--fast", action="store_true", help="small subsets, few steps")
@@ -176,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     course.add_argument("--build", default="build/course")
     course.add_argument("only", nargs="*", help="run only notebooks whose name starts so")
     course.set_defaults(func=_course)
+    site = sub.add_parser("site", help="render the course and the API reference as HTML")
+    site.add_argument("--course-dir", default="course")
+    site.add_argument("--executed", default="build/course", help="the executed notebooks")
+    site.add_argument("--out", default="build/site")
+    site.set_defaults(func=_site)
     check = sub.add_parser("check", help="print versions, device and which data sets are found")
     check.set_defaults(func=_check)
     _instructor(sub)

@@ -3,12 +3,17 @@
 Each notebook runs with papermill (so the ``parameters`` cell receives ``FAST``) in a fresh
 kernel, with ``course/`` as its working folder. The summary lists status, seconds and the
 key results each notebook displayed with :func:`kdlab.report.key_results`.
+
+The kernel talks to the runner over local IPC sockets where the platform has them: over TCP
+without CurveZMQ keys ipykernel warns once per notebook that its traffic is unencrypted
+(ipykernel/kernelapp.py, ``init_sockets``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +22,7 @@ import nbformat
 
 from kdlab.report import RESULTS_MIME, format_value
 
-__all__ = ["NotebookRun", "run_course", "collect_results", "summary_table"]
+__all__ = ["NotebookRun", "run_course", "collect_results", "summary_table", "kernel_config"]
 
 
 @dataclass
@@ -48,6 +53,25 @@ def _first_error(notebook: nbformat.NotebookNode) -> str:
     return ""
 
 
+def kernel_config(socket_dir: Path):
+    """The kernel manager's settings for a quiet, private kernel: IPC sockets in
+    ``socket_dir`` where the platform has Unix sockets, else TCP with CurveZMQ keys where
+    jupyter_client can provision them (the kernelspec must declare ``supported_encryption``),
+    else plain TCP. The socket path is absolute: jupyter_client's default is relative to the
+    working folder, so two runs side by side would share it."""
+    import zmq
+    from jupyter_client import AsyncKernelManager
+    from traitlets.config import Config
+
+    config = Config()
+    if os.name == "posix" and zmq.has("ipc"):
+        config.KernelManager.transport = "ipc"
+        config.KernelManager.ip = str(Path(socket_dir).resolve() / "kernel")
+    elif zmq.has("curve") and "transport_encryption" in AsyncKernelManager.class_trait_names():
+        config.KernelManager.transport_encryption = "auto"
+    return config
+
+
 def run_course(
     course_dir: Path,
     build_dir: Path,
@@ -75,15 +99,17 @@ def run_course(
         start = time.perf_counter()
         status, error = "ok", ""
         try:
-            papermill.execute_notebook(
-                str(path),
-                str(out),
-                parameters={"FAST": fast},
-                cwd=str(course_dir),
-                progress_bar=False,
-                execution_timeout=timeout,
-                kernel_name="python3",
-            )
+            with tempfile.TemporaryDirectory(prefix="kdlab-kernel-") as sockets:
+                papermill.execute_notebook(
+                    str(path),
+                    str(out),
+                    parameters={"FAST": fast},
+                    cwd=str(course_dir),
+                    progress_bar=False,
+                    execution_timeout=timeout,
+                    kernel_name="python3",
+                    config=kernel_config(Path(sockets)),
+                )
         except Exception as err:  # record and go on: one broken notebook must not hide the rest
             status, error = "FAILED", f"{err.__class__.__name__}: {str(err).strip()[-300:]}"
         seconds = time.perf_counter() - start
