@@ -74,3 +74,23 @@ def test_course_with_no_matching_notebook_is_an_error_not_a_traceback(tmp_path, 
     assert main(["course", "--course-dir", str(tmp_path), "99"]) == 2
     err = capsys.readouterr().err
     assert "no notebooks to run" in err and "kdlab course 02" in err
+
+
+def test_kdlab_check_finds_the_public_layouts(tmp_path, monkeypatch):
+    """`kdlab check` reports the data sets where the loaders find them, GLUE's SST-2 folder and
+    the Dubai zip's unpacked folder included."""
+    from kdlab.cli.envcheck import environment_report
+
+    glue = tmp_path / "SST-2"
+    glue.mkdir()
+    for split in ("train", "dev"):
+        (glue / f"{split}.tsv").write_text("sentence\tlabel\na fine film\t1\n")
+    tile = tmp_path / "Semantic segmentation dataset" / "Tile 1"
+    (tile / "images").mkdir(parents=True)
+    (tile / "masks").mkdir()
+    (tile / "images" / "image_part_001.jpg").write_bytes(b"")
+    monkeypatch.setenv("KDLAB_DATA", str(tmp_path))
+    monkeypatch.setenv("KDLAB_CACHE", str(tmp_path / "cache"))
+    data = environment_report()["data"]
+    assert data["sst2"] == str(glue)
+    assert data["dubai-aerial"] == str(tile.parent)

@@ -9,6 +9,8 @@ import torch
 
 from kdlab import runtime
 from kdlab.data import find_mnist_family
+from kdlab.data.scenes import find_aerial
+from kdlab.data.sst2 import find_sst2
 
 __all__ = ["environment_report", "PACKAGES"]
 
@@ -32,10 +34,9 @@ def _data_status() -> dict[str, str]:
             status[name] = "not found (offline: KDLAB_OFFLINE=1 forbids the download)"
         else:
             status[name] = "not found (downloaded on first use when online)"
-    user = runtime.data_dir()
-    for name, marker in (("dubai-aerial", "Tile 1"), ("sst2", "train.tsv")):
-        found = user is not None and (user / name / marker).exists()
-        status[name] = str(user / name) if found else "not found (set KDLAB_DATA)"
+    for name, find in (("dubai-aerial", find_aerial), ("sst2", find_sst2)):
+        folder = find()
+        status[name] = str(folder) if folder else "not found (set KDLAB_DATA)"
     return status
 
 
