@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from kdlab import bench, prune, recipes
+from kdlab import bench, prune, recipes, runtime
 from kdlab.models import IMAGE_SHAPE, logits_of
 from kdlab.quantize import flows as qf
 from kdlab.quantize import torchao_flows as ao
@@ -202,8 +202,12 @@ def benchmark_model(
     flows: list[str],
     fast: bool,
     seed: int,
+    bar=None,
 ) -> list[dict]:
-    """Every variant of one model: built, evaluated on the test set, then timed together."""
+    """Every variant of one model: built, evaluated on the test set, then timed together.
+    ``bar`` (a progress bar) advances once per int8 flow, per pruning method and for the
+    timing: :func:`steps` of them."""
+    bar = bar if bar is not None else runtime.progress_bar(progress=False)
     epochs = 1 if fast else FINETUNE_EPOCHS[kind]
     fit = finetuner(dense, splits, epochs, seed)
     fp32_pred = predictions(dense, splits)
@@ -227,7 +231,8 @@ def benchmark_model(
             }
         )
         models[name] = model
-        print(f"{kind} {name}: accuracy {rows[-1]['accuracy']:.4f} ({seconds:.0f} s)", flush=True)
+        accuracy = rows[-1]["accuracy"]
+        runtime.progress_print(f"{kind} {name}: accuracy {accuracy:.4f} ({seconds:.0f} s)")
 
     add("fp32", dense.eval(), 0.0, kind="fp32", nonzero_parameters=nonzero_parameters(dense))
     for flow in flows:
@@ -236,9 +241,11 @@ def benchmark_model(
             quantized = int8_model(flow, dense, splits, fit)
         except ImportError as error:  # torchao is an extra package
             rows.append({"model": kind, "variant": flow, "kind": "int8", "skipped": str(error)})
-            print(f"{kind} {flow}: skipped ({error})", flush=True)
+            runtime.progress_print(f"{kind} {flow}: skipped ({error})")
+            bar.update()
             continue
         add(flow, quantized, time.perf_counter() - t0, kind="int8")
+        bar.update()
     for method in METHODS:
         t0 = time.perf_counter()
         variants = prune_variants(dense, method, splits, fit)
@@ -247,16 +254,24 @@ def benchmark_model(
             name = f"{method} {sparsity:.0%}"
             facts["nonzero_parameters"] = nonzero_parameters(model)
             add(name, model, seconds, kind=method, sparsity=sparsity, **facts)
+        bar.update()
 
     t0 = time.perf_counter()
     timings = time_side_by_side(models, rounds=1 if fast else 3, min_run_time=0.2 if fast else 0.5)
-    print(f"{kind}: {len(models)} models timed ({time.perf_counter() - t0:.0f} s)", flush=True)
+    runtime.progress_print(f"{kind}: {len(models)} models timed ({time.perf_counter() - t0:.0f} s)")
+    bar.update()
     base = rows[0]["accuracy"]
     for row in rows:
         if "skipped" not in row:
             row.update(timings[row["variant"]])
             row["change_points"] = 100 * (row["accuracy"] - base)
     return rows
+
+
+def steps(flows: list[str] | tuple[str, ...]) -> int:
+    """The steps of :func:`benchmark_model` for one model: each flow, each pruning method
+    and the timing."""
+    return len(flows) + len(METHODS) + 1
 
 
 def goals(rows: list[dict]) -> list[dict]:
@@ -326,15 +341,18 @@ def run(
     start = time.perf_counter()
     load_before = os.getloadavg()
     splits = recipes.mnist_family_splits(data, fast=fast, seed=seed)
-    teacher, info = recipes.trained_teacher(splits, seed=seed, verbose=False)
-    print(f"{splits.describe()}; teacher {info['status']}", flush=True)
+    teacher, info = recipes.trained_teacher(splits, seed=seed)
+    runtime.progress_print(f"{splits.describe()}; teacher {info['status']}")
     rows: list[dict] = []
+    # One bar over every model's steps; each fine-tuning shows its own bar below it.
+    bar = runtime.progress_bar(total=len(models) * steps(flows), desc="steps", unit="step")
     for kind in models:
         if kind == "teacher":
             dense = teacher
         else:  # the cached student of notebooks 04 and 09
-            dense, _ = distilled_student(splits, teacher, info, seed=seed, verbose=False)
-        rows += benchmark_model(kind, dense, splits, list(flows), fast, seed)
+            dense, _ = distilled_student(splits, teacher, info, seed=seed)
+        rows += benchmark_model(kind, dense, splits, list(flows), fast, seed, bar)
+    bar.close()
     return {
         "data": splits.name,
         "synthetic": splits.synthetic,

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from kdlab import recipes
+from kdlab import recipes, runtime
 from kdlab.metrics import evaluate
 from kdlab.recipes import beyond_logits
 from kdlab.report import save_results, spread, verdict
@@ -70,15 +70,18 @@ def run(
         raise ValueError("pass at least one seed, e.g. seeds=[0, 1, 2]")
     start = time.perf_counter()
     splits = recipes.mnist_family_splits(data, fast=fast, seed=0)
-    teacher, info = recipes.trained_teacher(splits, seed=0, verbose=False)
+    teacher, info = recipes.trained_teacher(splits, seed=0)
     teacher_accuracy = evaluate(teacher, splits.test.loader(1000))["accuracy"]
     train = splits.train.subset(n_train, seed=0)
 
+    # One bar over the runs (every method once per seed); each shows its own bar below it.
+    bar = runtime.progress_bar(total=len(seeds) * len(methods), desc="runs", unit="run")
+
     def record(run: dict) -> None:
-        print(
+        bar.update()
+        runtime.progress_print(
             f"seed {run['seed']} {run['method']:<8} test {100 * run['accuracy']:.2f} % "
-            f"({run['seconds_per_epoch']:.1f} s/epoch)",
-            flush=True,
+            f"({run['seconds_per_epoch']:.1f} s/epoch)"
         )
 
     table = [beyond_logits.METHODS[name] for name in methods]
@@ -95,6 +98,7 @@ def run(
             table, teacher, train, splits.test, seeds=seeds, epochs=epochs, on_run=record
         )
     ]
+    bar.close()
     return {
         "data": splits.name,
         "synthetic": splits.synthetic,

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from kdlab import runtime
 from kdlab.distill.views import MODES
 from kdlab.recipes.patient_teacher import distil_and_score, transfer_setup
 from kdlab.report import format_spread, save_results, spread, verdict
@@ -36,11 +37,16 @@ BASELINE = "fixed"  # the precomputed teacher: the cheap shortcut the other mode
 def run(data: str, seeds: list[int], schedules: list[int], n_train: int, fast: bool) -> dict:
     start = time.perf_counter()
     runs = []
+    # One bar over the runs, weighed by their epochs; each run shows its own bar below it.
+    bar = runtime.progress_bar(
+        total=len(seeds) * len(MODES) * sum(schedules), desc="runs", unit="epoch"
+    )
     for seed in seeds:
         setup = transfer_setup(data, n_train, fast=fast, seed=seed)
         for epochs in schedules:
             for mode in MODES:
                 scored = distil_and_score(setup, mode, epochs, seed=seed)
+                bar.update(epochs)
                 runs.append(
                     {
                         "seed": seed,
@@ -51,11 +57,11 @@ def run(data: str, seeds: list[int], schedules: list[int], n_train: int, fast: b
                         "seconds_per_epoch": scored["seconds"] / epochs,
                     }
                 )
-                print(
+                runtime.progress_print(
                     f"seed {seed} {epochs:>4} epochs {mode:<18} "
-                    f"test {runs[-1]['test_accuracy']:.2f} % ({scored['seconds']:.0f} s)",
-                    flush=True,
+                    f"test {runs[-1]['test_accuracy']:.2f} % ({scored['seconds']:.0f} s)"
                 )
+    bar.close()
     summary = []
     for mode in MODES:
         row: dict[str, object] = {"mode": mode}

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from kdlab import bench
+from kdlab import bench, runtime
 from kdlab.data import AerialSplits, batches
 from kdlab.data.aerial import CLASS_NAMES, NUM_CLASSES
 from kdlab.metrics import evaluate_segmentation
@@ -61,7 +61,7 @@ def train_models(splits: AerialSplits, recipe: SegmentationRecipe, seed: int) ->
     """Teacher (cached), student from scratch and distilled student for one seed."""
     train = training_patches(splits, recipe, seed)
     val = batches(*splits.val.tensors(), batch_size=16)
-    teacher, info = trained_teacher(splits, train, val, recipe, seed=seed, verbose=False)
+    teacher, info = trained_teacher(splits, train, val, recipe, seed=seed)
     scratch, _ = train_student(train, val, recipe, seed=seed)
     distilled, _ = train_student(train, val, recipe, teacher=teacher, seed=seed)
     weights = recipe.weights(train)
@@ -89,7 +89,8 @@ def run(
     x_test, y_test = splits.test.tensors()
     test = batches(x_test, y_test, batch_size=16)
     per_seed = []
-    for seed in seeds:
+    # One bar over the seeds; each training shows its own below it while it runs.
+    for seed in runtime.progress_bar(seeds, desc="seeds", unit="seed"):
         t0 = time.perf_counter()
         models = train_models(splits, recipe, seed)
         row: dict = {"seed": seed, "teacher_status": models["teacher_status"]}
@@ -100,11 +101,10 @@ def run(
             row[f"{name}_iou"] = dict(zip(CLASS_NAMES, scores["iou"].tolist(), strict=True))
         row["seconds"] = time.perf_counter() - t0
         per_seed.append(row)
-        print(
+        runtime.progress_print(
             f"seed {seed}: "
             + " ".join(f"{m} {row[m]:.3f}" for m in MODELS)
-            + f" ({row['seconds']:.0f} s)",
-            flush=True,
+            + f" ({row['seconds']:.0f} s)"
         )
     costs = {}
     side = recipe.latency_size

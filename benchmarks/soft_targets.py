@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from kdlab import bench, recipes
+from kdlab import bench, recipes, runtime
 from kdlab.metrics import evaluate
 from kdlab.report import format_spread, save_results, spread, verdict
 
@@ -36,10 +36,11 @@ def run(data: str, seeds: list[int], fast: bool, epochs: int | None) -> dict:
     if fast:
         overrides.setdefault("epochs", 2)
     per_seed = []
-    for seed in seeds:
+    # One bar over the seeds; each training shows its own below it while it runs.
+    for seed in runtime.progress_bar(seeds, desc="seeds", unit="seed"):
         t0 = time.perf_counter()
         splits = recipes.mnist_family_splits(data, fast=fast, seed=seed)
-        teacher, info = recipes.trained_teacher(splits, seed=seed, verbose=False)
+        teacher, info = recipes.trained_teacher(splits, seed=seed)
         scratch, _ = recipes.train_student(splits, None, seed=seed, **overrides)
         distilled, _ = recipes.train_student(splits, teacher, seed=seed, **overrides)
         errors = {
@@ -63,9 +64,8 @@ def run(data: str, seeds: list[int], fast: bool, epochs: int | None) -> dict:
                 "seconds": time.perf_counter() - t0,
             }
         )
-        print(
-            f"seed {seed}: {errors} gap closed {gap:.1%} ({time.perf_counter() - t0:.0f} s)",
-            flush=True,
+        runtime.progress_print(
+            f"seed {seed}: {errors} gap closed {gap:.1%} ({time.perf_counter() - t0:.0f} s)"
         )
     table = bench.compare_models(
         {"teacher": teacher, "student": distilled},

@@ -1,5 +1,6 @@
-"""Run-time switches shared by the course: fast mode, seeding, device, folders, and keeping
-library warnings off stderr (where nbgrader counts any output as a failed test).
+"""Run-time switches shared by the course: fast mode, seeding, device, folders, progress
+bars, and keeping library warnings off stderr (where nbgrader counts any output as a failed
+test).
 
 Environment variables (all optional):
 
@@ -8,6 +9,8 @@ Environment variables (all optional):
 - ``KDLAB_CACHE``: where trained models and downloads are kept
   (default ``~/.cache/kdlab``).
 - ``KDLAB_OFFLINE=1``: never try to download anything.
+- ``KDLAB_PROGRESS=0`` (or ``1``): no progress bars (or bars even in fast mode) where a
+  function is left to decide (:func:`progress_default`).
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ import os
 import random
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 # Loggers that print notices to stderr from library internals the course triggers:
 # torchao's import (an Enum registered as a pytree constant, also reached by importing
@@ -133,3 +138,30 @@ def warnings_to_stdout() -> None:
         root = transformers_logging.get_logger()
         if not any(isinstance(h, _StdoutHandler) for h in root.handlers):
             transformers_logging.add_handler(_StdoutHandler())
+
+
+def progress_default(progress: bool | None = None) -> bool:
+    """Whether a loop shows a progress bar: ``progress`` itself when it is True or False;
+    for None, the course's rule: off when ``KDLAB_PROGRESS`` is ``0`` (on when ``1``),
+    otherwise on in full mode and off in fast mode (tests and CI)."""
+    if progress is not None:
+        return bool(progress)
+    value = os.environ.get("KDLAB_PROGRESS", "").strip().lower()
+    if value in _FALSE:
+        return False
+    if value in _TRUE:
+        return True
+    return not fast_mode()
+
+
+def progress_bar(iterable: Iterable | None = None, *, progress: bool | None = None, **kwargs):
+    """``tqdm.auto.tqdm(iterable, **kwargs)``, switched off unless
+    :func:`progress_default` of ``progress`` says on: a widget in a notebook, text on stderr
+    in a terminal. A bar that is off prints nothing."""
+    return tqdm(iterable, disable=not progress_default(progress), **kwargs)
+
+
+def progress_print(message: str) -> None:
+    """Print ``message`` on stdout, flushed, above any progress bar (not through it)."""
+    tqdm.write(message, file=sys.stdout)
+    sys.stdout.flush()

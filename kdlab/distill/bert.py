@@ -284,9 +284,12 @@ def pretrain_mlm(
     lr: float = 5e-4,
     probability: float = 0.15,
     seed: int = 0,
+    progress: bool | None = None,
 ) -> History:
     """Masked-language-model pre-training of ``model`` on ``data`` where the model is
-    (:class:`MaskedLMTrainer`), on length batches reshuffled every epoch."""
+    (:class:`MaskedLMTrainer`), on length batches reshuffled every epoch. ``progress``: a
+    bar over the run, None as :func:`kdlab.runtime.progress_default` decides (as for
+    :func:`fine_tune` and :func:`distil`)."""
     _check_schedule(epochs, batch_size)
     trainer = MaskedLMTrainer(
         model,
@@ -296,7 +299,7 @@ def pretrain_mlm(
         seed=seed,
         device=_device_of(model),
     )
-    return trainer.fit(LengthBatches(data, batch_size, seed), epochs, progress=False)
+    return trainer.fit(LengthBatches(data, batch_size, seed), epochs, progress=progress)
 
 
 def fine_tune(
@@ -308,12 +311,13 @@ def fine_tune(
     lr: float = 2e-4,
     val: Encoded | None = None,
     seed: int = 0,
+    progress: bool | None = None,
 ) -> History:
     """Supervised fine-tuning with cross-entropy on the labels (:class:`BertFineTuner`), the
     teacher or a student trained without a teacher; ``val`` accuracy after each epoch."""
     _check_schedule(epochs, batch_size)
     trainer = BertFineTuner(model, lr=lr, seed=seed, device=_device_of(model))
-    return trainer.fit(LengthBatches(data, batch_size, seed), epochs, val, progress=False)
+    return trainer.fit(LengthBatches(data, batch_size, seed), epochs, val, progress=progress)
 
 
 def distil(
@@ -330,6 +334,7 @@ def distil(
     w_cos: float = 1.0,
     val: Encoded | None = None,
     seed: int = 0,
+    progress: bool | None = None,
 ) -> History:
     """Train ``student`` on DistilBERT's triple loss with a frozen ``teacher``
     (:class:`BertDistiller`; the teacher moves to the student's device);
@@ -346,7 +351,7 @@ def distil(
         seed=seed,
         device=_device_of(student),
     )
-    return trainer.fit(LengthBatches(data, batch_size, seed), epochs, val, progress=False)
+    return trainer.fit(LengthBatches(data, batch_size, seed), epochs, val, progress=progress)
 
 
 @torch.no_grad()

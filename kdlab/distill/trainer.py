@@ -32,7 +32,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from kdlab import runtime
 from kdlab.losses import soft_target_loss
@@ -244,7 +243,7 @@ class Distiller:
         epochs: int,
         val: Iterable[Any] | None = None,
         *,
-        progress: bool = True,
+        progress: bool | None = None,
         callbacks: Iterable[Callable[[int, dict[str, float]], None]] = (),
     ) -> History:
         """Train for ``epochs`` passes over ``train``; evaluate on ``val`` after each one.
@@ -252,33 +251,53 @@ class Distiller:
         An epoch's record holds each loss term and the training accuracy averaged over the
         examples (batch means weighed by :meth:`examples`), the scores of :meth:`validate`
         and ``seconds``, the epoch's wall time with its validation.
+
+        ``progress``: one bar over every step of the run, with the epoch, the loss and the
+        time left; None follows :func:`kdlab.runtime.progress_default` (on in full mode, off
+        in fast mode or with ``KDLAB_PROGRESS=0``). The bar goes when the run ends.
         """
         if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
             raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
         scheduler = self._scheduler(train, epochs)
-        for epoch in range(epochs):
-            start = time.perf_counter()
-            sums: dict[str, float] = {}
-            count = 0
-            bar = tqdm(train, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not progress)
-            for batch in bar:
-                step = self.train_step(*batch)
-                if step is None:  # prepare_batch skipped it: no step, not counted
-                    continue
-                if scheduler is not None:
-                    scheduler.step()
-                n = self.examples(batch)
-                for k, v in step.items():
-                    sums[k] = sums.get(k, 0.0) + v * n
-                count += n
-                bar.set_postfix({self.loss_key: f"{step[self.loss_key]:.3f}"})
-            if count == 0:
-                raise ValueError("the training data yielded no batches")
-            record = {k: v / count for k, v in sums.items()}
-            if val is not None:
-                record.update(self.validate(val))
-            record["seconds"] = time.perf_counter() - start
-            self.history.epochs.append(record)
-            for callback in callbacks:
-                callback(epoch, record)
+        try:
+            total = epochs * len(train)  # type: ignore[arg-type]
+        except TypeError:  # data without len(): the bar counts steps without a total
+            total = None
+        bar = runtime.progress_bar(
+            progress=progress, total=total, desc=f"epoch 1/{epochs}", unit="step", leave=False
+        )
+        try:
+            for epoch in range(epochs):
+                bar.set_description(f"epoch {epoch + 1}/{epochs}", refresh=False)
+                self._fit_epoch(train, val, scheduler, bar)
+                for callback in callbacks:
+                    callback(epoch, self.history.last)
+        finally:
+            bar.close()
         return self.history
+
+    def _fit_epoch(self, train: Iterable[Any], val: Iterable[Any] | None, scheduler, bar) -> None:
+        """One pass over ``train`` (and the validation after it), its record appended to
+        the history; ``bar`` advances one step per batch."""
+        start = time.perf_counter()
+        sums: dict[str, float] = {}
+        count = 0
+        for batch in train:
+            step = self.train_step(*batch)
+            bar.update()
+            if step is None:  # prepare_batch skipped it: no step, not counted
+                continue
+            if scheduler is not None:
+                scheduler.step()
+            n = self.examples(batch)
+            for k, v in step.items():
+                sums[k] = sums.get(k, 0.0) + v * n
+            count += n
+            bar.set_postfix({self.loss_key: f"{step[self.loss_key]:.3f}"}, refresh=False)
+        if count == 0:
+            raise ValueError("the training data yielded no batches")
+        record = {k: v / count for k, v in sums.items()}
+        if val is not None:
+            record.update(self.validate(val))
+        record["seconds"] = time.perf_counter() - start
+        self.history.epochs.append(record)

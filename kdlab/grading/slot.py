@@ -163,7 +163,13 @@ def grade_in_slot(
     ipc = _private_dir(scratch / "ipc", uid)
     spec_dir = scratch / "jupyter" / "kernels" / sandbox.KERNEL_NAME
     spec_dir.mkdir(parents=True)
-    env = {"KDLAB_CACHE": str(home / "cache"), "TMPDIR": str(home / "tmp")}
+    # No progress bars in the kernel: nbgrader gives zero to a test cell that writes to
+    # stderr, where a bar goes outside a notebook front end (kdlab.runtime.progress_default).
+    env = {
+        "KDLAB_CACHE": str(home / "cache"),
+        "TMPDIR": str(home / "tmp"),
+        "KDLAB_PROGRESS": "0",
+    }
     hide = [course] + ([cache] if cache is not None and cache.is_dir() else [])
     spec = sandbox.kernel_spec(
         limits, caps, home=home, pidfile=private / "kernel.pid", hide=hide, env=env

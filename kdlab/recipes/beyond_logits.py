@@ -328,16 +328,18 @@ def run_method(
     seed: int,
     teacher_outputs: Tensor | None = None,
     batch_size: int = TRAINING.batch_size,
+    progress: bool | None = None,
 ) -> dict[str, float]:
     """Build a distiller with ``make(seed)``, train it ``epochs`` times over ``train``
     (shuffled with ``seed``; ``teacher_outputs``, one row per training example, ride along
     as each batch's third item), and return the student's test accuracy and the mean
-    training seconds per epoch."""
+    training seconds per epoch; ``progress`` as :meth:`kdlab.distill.Distiller.fit` takes
+    it (None: :func:`kdlab.runtime.progress_default`)."""
     distiller = make(seed)
     tensors = [train.x, train.y] + ([] if teacher_outputs is None else [teacher_outputs])
     loader = batches(*tensors, batch_size=batch_size, shuffle=True, seed=seed)
     start = time.perf_counter()
-    distiller.fit(loader, epochs, progress=False)
+    distiller.fit(loader, epochs, progress=progress)
     seconds = (time.perf_counter() - start) / epochs
     scores = evaluate(distiller.student, test.loader(1000), distiller.device)
     return {"accuracy": scores["accuracy"], "seconds_per_epoch": seconds}

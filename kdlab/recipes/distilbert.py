@@ -166,7 +166,7 @@ def pretrained_encoder(
     dropout: float = 0.0,
     seed: int = 0,
     name: str = "sst2-bert-mlm",
-    verbose: bool = True,
+    verbose: bool | None = None,
     train_if_missing: bool = True,
 ) -> tuple[BertForMaskedLM | None, dict]:
     """A ``BertForMaskedLM`` pre-trained with :func:`pretrain_mlm` on ``data``, trained once
@@ -178,7 +178,11 @@ def pretrained_encoder(
     depend on it). The default is none: in our SST-2 runs the MLM loss after 8 epochs was
     3.9 nats without dropout and 4.5 with 0.1; "Cramming" (Geiping and Goldstein 2023)
     also pre-trains without it.
+
+    ``verbose``: say what the cache did and show the pre-training's progress; None follows
+    :func:`kdlab.runtime.progress_default` (on in full mode, off in fast mode).
     """
+    verbose = runtime.progress_default(verbose)
     mlm_config = config.__class__.from_dict(config.to_dict())
     mlm_config.hidden_dropout_prob = mlm_config.attention_probs_dropout_prob = dropout
     key = {
@@ -203,6 +207,7 @@ def pretrained_encoder(
             batch_size=batch_size,
             lr=lr,
             seed=seed,
+            progress=verbose,
         )
         return {"mlm": history.to_dict()}
 
@@ -221,7 +226,7 @@ def bert_teacher(
     batch_size: int = 32,
     seed: int = 0,
     name: str = "sst2-bert-teacher",
-    verbose: bool = True,
+    verbose: bool | None = None,
 ) -> tuple[BertForSequenceClassification, dict]:
     """A BERT teacher fine-tuned on ``train``, starting from the MLM ``encoder``'s
     embeddings and layers (from random weights when None); trained once and cached,
@@ -229,7 +234,9 @@ def bert_teacher(
     encoder's weights.
 
     The pooler and classifier start random, as when fine-tuning a pre-trained BERT.
+    ``verbose`` as for :func:`pretrained_encoder`.
     """
+    verbose = runtime.progress_default(verbose)
     key = {
         "config": _config_key(config),
         "data": _fingerprint(train),
@@ -255,7 +262,9 @@ def bert_teacher(
                     f"the MLM encoder does not fit the teacher: missing {missing}, "
                     f"unexpected {unexpected}; {fix}"
                 )
-        history = fine_tune(model, train, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+        history = fine_tune(
+            model, train, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=verbose
+        )
         return {"fine_tune": history.to_dict()}
 
     return cached_model(name, key, lambda: bert_classifier(config, seed), train_fn, verbose=verbose)

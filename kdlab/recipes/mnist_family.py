@@ -94,14 +94,17 @@ def trained_teacher(
     width: int = 32,
     lr: float = 1e-3,
     batch_size: int = 128,
-    verbose: bool = True,
+    verbose: bool | None = None,
 ) -> tuple[TeacherCNN, dict]:
     """The course's CNN teacher for ``splits``, trained once and then loaded from the cache.
 
     Default schedule: 4 epochs of Adam with a cosine learning-rate decay (2 in fast mode),
     about 2-3 minutes on a 2-core CPU. The info dict says whether it was trained or
-    loaded, and holds its validation and test accuracy.
+    loaded, and holds its validation and test accuracy. ``verbose``: say what the cache
+    did and show the training's progress; None follows
+    :func:`kdlab.runtime.progress_default` (on in full mode, off in fast mode).
     """
+    verbose = runtime.progress_default(verbose)
     epochs = epochs or (2 if splits.fast else 4)
     config = {
         "data": splits.name,
@@ -141,11 +144,13 @@ def train_student(
     student: torch.nn.Module | None = None,
     train: ImageSet | None = None,
     seed: int = 0,
-    progress: bool = False,
+    progress: bool | None = None,
     **overrides: float | str,
 ) -> tuple[torch.nn.Module, History]:
     """Train an MLP student on ``train`` (default ``splits.train``), from the labels alone
-    or distilled from ``teacher`` with :data:`STUDENT_RECIPE` (``overrides`` change it).
+    or distilled from ``teacher`` with :data:`STUDENT_RECIPE` (``overrides`` change it);
+    ``progress`` as :meth:`kdlab.distill.Distiller.fit` takes it (None:
+    :func:`kdlab.runtime.progress_default`).
 
     The teacher's logits are computed once: exact here, because the inputs do not change
     between epochs (no augmentation) and the teacher is in eval mode.

@@ -46,11 +46,13 @@ def transfer_setup(
     *,
     fast: bool | None = None,
     seed: int = 0,
-    verbose: bool = False,
+    verbose: bool | None = None,
 ) -> TransferSetup:
     """The splits of ``data`` (:func:`~kdlab.recipes.mnist_family_splits`), the course's
     cached CNN teacher for them and a seeded transfer set of ``n_train`` training images
-    (all of them when fewer): with few images, how the targets are made matters most."""
+    (all of them when fewer): with few images, how the targets are made matters most.
+    ``verbose`` goes to :func:`~kdlab.recipes.trained_teacher` (None:
+    :func:`kdlab.runtime.progress_default`)."""
     splits = mnist_family_splits(data, fast=fast, seed=seed)
     teacher, info = trained_teacher(splits, seed=seed, verbose=verbose)
     teacher.eval()
@@ -69,11 +71,13 @@ def distil_with_views(
     lr: float = 1e-3,
     batch_size: int = 128,
     seed: int = 0,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> tuple[nn.Module, History]:
     """Distil a :class:`~kdlab.models.StudentMLP` (or ``student``) from ``teacher`` on
     random views of ``train`` with the targets of ``mode``: KL at T = 1 only (no labels,
-    as in the paper), Adam with a cosine decay over ``epochs``; validation every epoch."""
+    as in the paper), Adam with a cosine decay over ``epochs``; validation every epoch.
+    ``progress`` as :meth:`kdlab.distill.Distiller.fit` takes it (None:
+    :func:`kdlab.runtime.progress_default`)."""
     runtime.seed_everything(seed)
     student = student or StudentMLP()
     teacher.eval()

@@ -53,16 +53,21 @@ def distilled_student(
     teacher_info: dict,
     *,
     seed: int = 0,
-    verbose: bool = True,
+    verbose: bool | None = None,
 ) -> tuple[nn.Module, dict]:
     """The :class:`~kdlab.models.StudentMLP` distilled from ``teacher`` (described by
     ``teacher_info``, as :func:`~kdlab.recipes.trained_teacher` returns it) with the
     course's recipe, trained once and then loaded from the cache; the info dict says
-    which. Fast splits train it for :data:`FAST_STUDENT_EPOCHS` epochs."""
+    which. Fast splits train it for :data:`FAST_STUDENT_EPOCHS` epochs. ``verbose``: say
+    what the cache did and show the training's progress; None follows
+    :func:`kdlab.runtime.progress_default`."""
     recipe = STUDENT_RECIPE | ({"epochs": FAST_STUDENT_EPOCHS} if splits.fast else {})
+    verbose = runtime.progress_default(verbose)
 
     def train(model: nn.Module) -> dict:
-        _, history = train_student(splits, teacher, student=model, seed=seed, **recipe)
+        _, history = train_student(
+            splits, teacher, student=model, seed=seed, progress=verbose, **recipe
+        )
         return {"history": history.epochs}
 
     key = {"teacher": Path(teacher_info["path"]).name, "recipe": recipe, "seed": seed}
@@ -78,7 +83,7 @@ def finetune_distilled(
     val: ImageSet | None = None,
     dense_logits: Tensor | None = None,
     seed: int = 0,
-    progress: bool = False,
+    progress: bool | None = None,
     **overrides: float | str,
 ) -> History:
     """Fine-tune the pruned ``model`` in place for ``epochs`` passes over ``train``,
@@ -90,6 +95,8 @@ def finetune_distilled(
     pass a copy to keep training the original. Its logits on ``train`` are computed once
     unless given as ``dense_logits`` (exact: no augmentation, teacher in eval mode).
     Returns the history, with validation scores after each epoch when ``val`` is given.
+    ``progress`` as :meth:`kdlab.distill.Distiller.fit` takes it (None:
+    :func:`kdlab.runtime.progress_default`).
     """
     unknown = set(overrides) - set(FINETUNE_RECIPE)
     if unknown:

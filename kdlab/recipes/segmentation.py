@@ -207,13 +207,16 @@ def trained_teacher(
     recipe: SegmentationRecipe,
     *,
     seed: int = 0,
-    verbose: bool = True,
+    verbose: bool | None = None,
 ) -> tuple[UNet, dict]:
     """The U-Net teacher of ``recipe`` trained on ``train`` (validated on the batches
     ``val`` every epoch), once, then loaded from the cache: :class:`SegmentationDistiller`
     without a teacher (the class-weighted cross-entropy over labelled pixels) on patches
     flipped and rotated at random. Returns the model in eval mode and the cache's info
-    (``status``, ``summary`` with the history's ``epochs``, ``train_seconds``)."""
+    (``status``, ``summary`` with the history's ``epochs``, ``train_seconds``). ``verbose``:
+    say what the cache did and show the training's progress; None follows
+    :func:`kdlab.runtime.progress_default`."""
+    verbose = runtime.progress_default(verbose)
 
     def build() -> UNet:
         runtime.seed_everything(seed)  # the same initial weights whichever code ran before
@@ -230,7 +233,7 @@ def trained_teacher(
             class_weights=recipe.weights(train),
         )
         data = train.loader(recipe.batch_size, shuffle=True, seed=seed, augment=True)
-        return trainer.fit(data, recipe.epochs, val, progress=False).to_dict()
+        return trainer.fit(data, recipe.epochs, val, progress=verbose).to_dict()
 
     config = recipe.teacher_config(splits, train, seed)
     return cached_model("aerial-unet-teacher", config, build, fit, verbose=verbose)
@@ -244,7 +247,7 @@ def train_student(
     teacher: nn.Module | None = None,
     teacher_logits: Tensor | None = None,
     seed: int = 0,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> tuple[SlimUNet, History]:
     """A :class:`~kdlab.models.SlimUNet` trained on ``train`` with the student recipe: from
     the labels alone, or with ``teacher`` distilled pixel by pixel. Both students start
@@ -252,7 +255,8 @@ def train_student(
 
     The teacher's logits are computed once (or passed as ``teacher_logits``, one map per
     training patch) and ride along with each batch: exact because the students train
-    without augmentation and the frozen teacher is in eval mode.
+    without augmentation and the frozen teacher is in eval mode. ``progress`` as
+    :meth:`kdlab.distill.Distiller.fit` takes it (None: :func:`kdlab.runtime.progress_default`).
     """
     if teacher is None and teacher_logits is not None:
         raise ValueError("teacher_logits were given without the teacher they came from")
