@@ -33,13 +33,13 @@ from pathlib import Path
 
 import torch
 
-from kdlab import bench
+from kdlab import bench, runtime
 from kdlab.data.sst2 import load_sst2
 from kdlab.data.tokenizer import MAX_LENGTH, encode, wordpiece_tokenizer
 from kdlab.distill.bert import distil, evaluate_classifier, fine_tune
 from kdlab.models.bert import RandomTokens, bert_config, random_student, student_from_teacher
 from kdlab.recipes.distilbert import BertRecipe, bert_teacher, pretrained_encoder
-from kdlab.report import save_results
+from kdlab.report import format_spread, save_results, spread
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = ("teacher", "teacher_no_mlm", "student", "random_student")
@@ -52,16 +52,6 @@ LABELS = {
 BATCHES = (1, 32)
 GOALS = {"retention": 97.0, "speedup": 1.8, "margin_points": 2.0, "mlm_points": 0.0}
 FAST_EVAL = 200  # dev sentences in fast mode
-
-
-def spread(values: list[float]) -> str:
-    mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.1f} ± {sd:.1f}"
-
-
-def mean(values: list[float]) -> float:
-    return statistics.fmean(values)
 
 
 def run(seeds: list[int], fast: bool = False) -> dict:
@@ -90,25 +80,23 @@ def run(seeds: list[int], fast: bool = False) -> dict:
         batch_size=recipe.mlm_batch_size,
         dropout=recipe.mlm_dropout,
         seed=recipe.mlm_seed,
-        verbose=False,
     )
     mlm_losses = [e["mlm_loss"] for e in encoder_info["summary"]["mlm"]["epochs"]]
-    print(
+    runtime.progress_print(
         f"MLM encoder {encoder_info['status']} (pre-training took "
         f"{encoder_info['train_seconds']:.0f} s): loss per epoch "
-        + ", ".join(f"{v:.2f}" for v in mlm_losses),
-        flush=True,
+        + ", ".join(f"{v:.2f}" for v in mlm_losses)
     )
     per_seed = []
-    for seed in seeds:
+    for seed in runtime.progress_bar(seeds, desc="seeds"):
         t0 = time.perf_counter()
         # The seed picks the labelled subset as well as the initialisations.
         train = encode(tokenizer, train_all.subset(recipe.train_sentences, seed=seed))
         teacher, info = bert_teacher(
-            config, train, encoder=encoder, seed=seed, verbose=False, **schedule
+            config, train, encoder=encoder, seed=seed, **schedule
         )
         no_mlm, no_mlm_info = bert_teacher(
-            config, train, encoder=None, seed=seed, verbose=False, **schedule
+            config, train, encoder=None, seed=seed, **schedule
         )
         seconds = {"teacher": info["train_seconds"], "teacher_no_mlm": no_mlm_info["train_seconds"]}
         student = student_from_teacher(teacher)
@@ -135,11 +123,10 @@ def run(seeds: list[int], fast: bool = False) -> dict:
             "seconds": time.perf_counter() - t0,
         }
         per_seed.append(row)
-        print(
+        runtime.progress_print(
             f"seed {seed}: dev accuracy "
             + ", ".join(f"{k} {100 * v:.1f}%" for k, v in accuracy.items())
-            + f" (teacher {info['status']}; {row['seconds']:.0f} s)",
-            flush=True,
+            + f" (teacher {info['status']}; {row['seconds']:.0f} s)"
         )
     latency = side_by_side(
         {"teacher": RandomTokens(teacher), "student": RandomTokens(student)},
@@ -199,7 +186,7 @@ def side_by_side(
 def goals(result: dict) -> list[dict]:
     """The issue's goals judged from the measurements (means over the seeds)."""
     rows = result["per_seed"]
-    acc = {k: 100 * mean([r["dev_accuracy"][k] for r in rows]) for k in MODELS}
+    acc = {k: 100 * spread([r["dev_accuracy"][k] for r in rows])[0] for k in MODELS}
     retention = 100 * acc["student"] / acc["teacher"]
     margin = acc["student"] - acc["random_student"]
     mlm_gain = acc["teacher"] - acc["teacher_no_mlm"]
@@ -258,9 +245,13 @@ def report(result: dict) -> str:
     ]
     for key in MODELS:
         acc = [100 * r["dev_accuracy"][key] for r in rows]
-        kept = "100.0" if key == "teacher" else spread([100 * r["retention"][key] for r in rows])
-        secs = mean([r["train_seconds"][key] for r in rows])
-        lines.append(f"| {LABELS[key]} | {spread(acc)} | {kept} | {secs:.0f} |")
+        kept = (
+            "100.0"
+            if key == "teacher"
+            else format_spread([100 * r["retention"][key] for r in rows])
+        )
+        secs = spread([r["train_seconds"][key] for r in rows])[0]
+        lines.append(f"| {LABELS[key]} | {format_spread(acc)} | {kept} | {secs:.0f} |")
     params, ms = result["parameters"], result["latency_ms"]
     lines += [
         "",
