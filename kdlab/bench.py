@@ -75,12 +75,10 @@ def _example_input(model: nn.Module, input_shape: Sequence[int], batch_size: int
             f"input_shape must be the shape of one example as a tuple of ints, e.g. (10,) or "
             f"(3, 32, 32), got {input_shape!r}"
         )
-    try:
-        param = next(model.parameters())
-        device, dtype = param.device, (param.dtype if param.is_floating_point() else torch.float32)
-    except StopIteration:
-        device, dtype = torch.device("cpu"), torch.float32
-    return torch.randn(batch_size, *input_shape, device=device, dtype=dtype)
+    # On the model's device (a model without weights runs on the host), in its float dtype.
+    param = next(model.parameters(), None)
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    return torch.randn(batch_size, *input_shape, device=runtime.device_of(model), dtype=dtype)
 
 
 def _first_layer(model: nn.Module) -> tuple[str, str]:

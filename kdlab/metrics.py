@@ -1,5 +1,10 @@
 """Metrics over a whole data set: classification accuracy, and for segmentation a
-confusion matrix, per-class IoU, mIoU, pixel accuracy and precision-recall curves."""
+confusion matrix, per-class IoU, mIoU, pixel accuracy and precision-recall curves.
+
+The evaluation passes run the model where it is (:func:`kdlab.runtime.device_of`) and move
+each batch there, so a model straight out of a Distiller on a GPU is scored on the GPU; the
+results (counts, curves) come back on the host.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassPrecisionRecallCurve
 
+from kdlab import runtime
 from kdlab.losses import IGNORE_INDEX
 
 __all__ = [
@@ -26,9 +32,13 @@ __all__ = [
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, data: Iterable[tuple[Tensor, Tensor]], device: str | torch.device = "cpu"
+    model: nn.Module,
+    data: Iterable[tuple[Tensor, Tensor]],
+    device: str | torch.device | None = None,
 ) -> dict[str, float]:
-    """Mean cross-entropy, accuracy and error count of ``model`` (in eval mode) over ``data``."""
+    """Mean cross-entropy, accuracy and error count of ``model`` (in eval mode) over ``data``,
+    each batch moved to ``device`` (None: the model's own, :func:`kdlab.runtime.device_of`)."""
+    device = runtime.device_of(model) if device is None else device
     was_training = model.training
     model.eval()
     total_loss, correct, n = 0.0, 0, 0
@@ -158,7 +168,9 @@ def _pr_metric(
 
 
 def _curves(metric: MulticlassPrecisionRecallCurve, support: Tensor) -> list[PRCurve]:
-    precision, recall, thresholds = metric.compute()
+    # small (classes x thresholds) and meant for plotting: on the host
+    precision, recall, thresholds = (t.cpu() for t in metric.compute())
+    support = support.cpu()
     p, r = precision.nan_to_num(0.0), recall.nan_to_num(0.0)
     ap = -((r[:, 1:] - r[:, :-1]) * p[:, :-1]).sum(1)
     return [
@@ -193,6 +205,7 @@ def precision_recall_curves(
         )
     valid = target != ignore_index
     _check_labels("target", target[valid], num_classes)
+    metric = metric.to(probabilities.device)
     metric.update(probabilities, target)
     support = torch.bincount(target[valid].long(), minlength=num_classes)
     return _curves(metric, support)
@@ -205,13 +218,16 @@ def evaluate_segmentation(
     num_classes: int,
     *,
     ignore_index: int = IGNORE_INDEX,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     pr_thresholds: int | None = None,
 ) -> dict:
-    """One pass of ``model`` (in eval mode) over ``data``: mean cross-entropy over labelled
-    pixels (``loss``), the confusion matrix and :func:`segmentation_scores`; with
-    ``pr_thresholds``, also per-class :class:`PRCurve` s under ``pr_curves``."""
+    """One pass of ``model`` (in eval mode) over ``data``, each batch moved to ``device``
+    (None: the model's own, :func:`kdlab.runtime.device_of`): mean cross-entropy over
+    labelled pixels (``loss``), the confusion matrix (on the host) and
+    :func:`segmentation_scores`; with ``pr_thresholds``, also per-class :class:`PRCurve` s
+    under ``pr_curves``."""
     _check_num_classes(num_classes)
+    device = runtime.device_of(model) if device is None else device
     metric = _pr_metric(num_classes, ignore_index, pr_thresholds) if pr_thresholds else None
     was_training = model.training
     model.eval()

@@ -144,7 +144,7 @@ def plot_softmax(
         positions = [c + (i - (n - 1) / 2) * width for c in range(len(classes))]
         ax.bar(
             positions,
-            list(p),
+            p.tolist() if isinstance(p, torch.Tensor) else list(p),
             width=width,
             label=label,
             color=_CURVE_COLOURS[i % len(_CURVE_COLOURS)],
@@ -297,8 +297,8 @@ def plot_pr_curves(
             curve = model_curves[c]
             keep = ~torch.isnan(curve.precision)
             ax.plot(
-                curve.recall[keep].numpy(),
-                curve.precision[keep].numpy(),
+                curve.recall[keep].cpu().numpy(),
+                curve.precision[keep].cpu().numpy(),
                 label=f"{model} (AP {curve.average_precision:.2f})",
                 markevery=0.1,
                 markersize=4,

@@ -11,6 +11,13 @@ Environment variables (all optional):
 - ``KDLAB_OFFLINE=1``: never try to download anything.
 - ``KDLAB_PROGRESS=0`` (or ``1``): no progress bars (or bars even in fast mode) where a
   function is left to decide (:func:`progress_default`).
+- ``KDLAB_DEVICE``: the device to train on (``cpu``, ``cuda``, ``cuda:1``, ``mps``) instead
+  of the automatic choice of :func:`pick_device` (CUDA, then Apple MPS, then CPU); a device
+  this machine lacks fails at once, naming the variable.
+
+Devices: a model computes where its weights are, so the helpers that run a model (evaluation,
+a model's logits over a data set) follow it (:func:`device_of`) and move each batch there;
+data stay on the host (:data:`HOST`) until a batch is used.
 """
 
 from __future__ import annotations
@@ -76,16 +83,93 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+HOST = torch.device("cpu")
+"""The host: main memory and the CPU. Data sets, checkpoints read from disk and models
+without weights live here, and torch.ao's int8 kernels run only here. Named, not written as
+a string, so that each place that means the host says so (the tests look for stray ones)."""
+
+
+def _available_devices() -> list[str]:
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        names += ["cuda"] + ([f"cuda:{i}" for i in range(count)] if count > 1 else [])
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    return names
+
+
+def _device_from_env(value: str) -> torch.device:
+    """``KDLAB_DEVICE`` checked now: a typo or a missing GPU fails here with the fix, rather
+    than as a device error deep inside the first training step."""
+    fix = (
+        f"set KDLAB_DEVICE to one of {', '.join(_available_devices())}, or unset it to let "
+        "kdlab choose"
+    )
+    try:
+        device = torch.device(value.lower())
+    except RuntimeError:
+        raise ValueError(f"KDLAB_DEVICE={value!r} is not a device name; {fix}") from None
+    if device.type == "cpu":
+        return device
+    backend = getattr(torch, device.type, None)
+    if device.type == "mps":
+        backend = getattr(torch.backends, "mps", None)
+    is_available = getattr(backend, "is_available", None)
+    if is_available is None or not is_available():
+        raise ValueError(f"KDLAB_DEVICE={value!r}, but this machine has no {device.type}; {fix}")
+    count = getattr(backend, "device_count", None)
+    if device.index is not None and count is not None and device.index >= count():
+        raise ValueError(
+            f"KDLAB_DEVICE={value!r}, but this machine has {count()} {device.type} device(s), "
+            f"numbered from 0; {fix}"
+        )
+    return device
+
+
 def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """The given device, or the best available one: CUDA, then Apple MPS, then CPU."""
+    """The given device; else ``KDLAB_DEVICE``'s (checked: one this machine lacks raises a
+    ValueError naming the variable); else the best available one: CUDA, then Apple MPS, then
+    CPU."""
     if device is not None:
         return torch.device(device)
+    value = os.environ.get("KDLAB_DEVICE", "").strip()
+    if value:
+        return _device_from_env(value)
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         return torch.device("mps")
-    return torch.device("cpu")
+    return HOST
+
+
+def device_of(model: torch.nn.Module) -> torch.device:
+    """Where ``model`` computes: the device of its first parameter, else of its first buffer,
+    else :data:`HOST` (a model without either, say torch.ao's dynamic int8 one, runs on the
+    host). Helpers that run a model move each batch here, so they work wherever training
+    left it."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return HOST
+
+
+@contextlib.contextmanager
+def devices_restored(*models: torch.nn.Module | None) -> Iterator[None]:
+    """Inside the block, models may move (a Distiller moves its student and teacher to its
+    device, in place); on leaving it, each goes back to where it was (None is skipped). So a
+    recipe hands models back where the caller had them, and a notebook cell that calls
+    ``model(x)`` with host data works on a GPU machine as on a laptop."""
+    before = [(m, device_of(m)) for m in models if m is not None]
+    try:
+        yield
+    finally:
+        for model, device in before:
+            if device_of(model) != device:
+                model.to(device)
 
 
 def _errors_only(record: logging.LogRecord) -> bool:

@@ -95,6 +95,11 @@ class TeachingBatches:
     it runs on every batch (the price of consistency: one teacher forward per step).
     ``y`` is passed through for the training-accuracy readout; the loss should not use it
     (``alpha=0``), because after mixup it no longer describes the image.
+
+    The random draws come from a host generator; the teacher runs on its own device
+    (:func:`kdlab.models.logits_of`), wherever a Distiller has moved it, and every item of a
+    batch is on ``x``'s device (the host for a data set kept there), so the Distiller moves
+    the whole batch to its device in one place.
     """
 
     def __init__(
@@ -141,5 +146,4 @@ class TeachingBatches:
             if self.mode == "function_matching":
                 view = mixup(view, self.generator)
             teacher_view = view
-        with torch.no_grad():
-            return view, y, self.teacher(teacher_view)
+        return view, y, logits_of(self.teacher, teacher_view, batch_size=len(teacher_view))

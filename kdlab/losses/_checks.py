@@ -1,11 +1,66 @@
-"""Argument checks shared by the losses: each failure says what was expected and given."""
+"""Argument checks shared by the losses: each failure says what was expected and given.
+
+Two kinds of check, priced differently:
+
+- the type, shape and dtype of each argument come from the tensor's metadata, free on any
+  device: always checked;
+- values (NaN or infinite logits, class indices out of range) need the data. On the host
+  reading them costs nothing extra, so they raise a ValueError naming the problem. On an
+  accelerator, reading a value into Python waits for every queued kernel (a host
+  synchronisation), on every training step; there they become ``torch._assert_async``
+  checks instead, which run on the device and fail at the next point that waits anyway
+  (on CUDA as a "device-side assert", which ends the process's CUDA context: restart the
+  kernel, then find the cause with the setting below). On a device without that kernel
+  (PyTorch has one for CUDA; looked up once per device type) they are skipped: a NaN then
+  shows as a NaN loss in the training history.
+
+``KDLAB_CHECK_VALUES=1`` reads the values on every device, with the host's named errors:
+for finding where a NaN comes from on a GPU, at the price of a wait per check.
+"""
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
+
+_TRUE = {"1", "true", "yes", "on"}
+_ASSERT_ASYNC = "aten::_assert_async.msg"
+_DISPATCH_KEYS = {"meta": "Meta"}  # other device types: the type in capitals (CUDA, MPS, XPU)
+
+
+@functools.cache
+def _device_asserts(device_type: str) -> bool:
+    """Whether ``torch._assert_async`` has a kernel for this device type (both are private
+    PyTorch API: a version without them skips the checks instead of failing)."""
+    has_kernel = getattr(torch._C, "_dispatch_has_kernel_for_dispatch_key", None)
+    if not hasattr(torch, "_assert_async") or has_kernel is None:
+        return False
+    try:
+        return bool(has_kernel(_ASSERT_ASYNC, _DISPATCH_KEYS.get(device_type, device_type.upper())))
+    except RuntimeError:  # a device type without a dispatch key of that name
+        return False
+
+
+def _forced() -> bool:
+    return os.environ.get("KDLAB_CHECK_VALUES", "").strip().lower() in _TRUE
+
+
+def _read_values(tensor: Tensor) -> bool:
+    """Whether value checks read ``tensor``'s data now, in Python: on the host (no wait to
+    pay), or everywhere under ``KDLAB_CHECK_VALUES=1``."""
+    return tensor.is_cpu or _forced()
+
+
+def _assert_on_device(tensor: Tensor, holds: Callable[[], Tensor], message: str) -> None:
+    """``torch._assert_async(holds(), message)`` where the device has that kernel, nothing
+    where it has not (see the module docstring): no host synchronisation either way."""
+    if _device_asserts(tensor.device.type):
+        torch._assert_async(holds(), message)
 
 
 def _check_temperature(temperature: float) -> None:
@@ -26,8 +81,15 @@ def _check_logits(name: str, logits: Tensor) -> None:
         )
     if logits.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (shape {tuple(logits.shape)})")
-    if not torch.isfinite(logits).all():
-        raise ValueError(f"{name} contains NaN or infinite values; check the model's output")
+    if _read_values(logits):
+        if not torch.isfinite(logits).all():
+            raise ValueError(f"{name} contains NaN or infinite values; check the model's output")
+    else:
+        _assert_on_device(
+            logits,
+            lambda: torch.isfinite(logits).all(),
+            f"{name} contains NaN or infinite values; check the model's output",
+        )
 
 
 def _check_pair(student_logits: Tensor, teacher_logits: Tensor) -> None:
@@ -53,8 +115,17 @@ def _check_targets(targets: Tensor, logits: Tensor) -> None:
             f"got {tuple(targets.shape)}"
         )
     classes = logits.shape[1]
-    if targets.numel() and (targets.min() < 0 or targets.max() >= classes):
-        raise ValueError(
-            f"targets must lie in [0, {classes - 1}] for {classes} classes, got values in "
-            f"[{int(targets.min())}, {int(targets.max())}]"
+    if not targets.numel():
+        return
+    if _read_values(targets):
+        if targets.min() < 0 or targets.max() >= classes:
+            raise ValueError(
+                f"targets must lie in [0, {classes - 1}] for {classes} classes, got values in "
+                f"[{int(targets.min())}, {int(targets.max())}]"
+            )
+    else:
+        _assert_on_device(
+            targets,
+            lambda: (targets.min() >= 0) & (targets.max() < classes),
+            f"targets must lie in [0, {classes - 1}] for {classes} classes",
         )

@@ -302,9 +302,10 @@ def _carried(method: Method) -> tuple[str, str | None] | None:
 def teacher_outputs(
     methods: Iterable[Method], teacher: nn.Module, x: Tensor
 ) -> dict[str, Tensor | None]:
-    """Per method name, what its training batches carry: the teacher's logits or its
-    activation at the method's layer on ``x``, each computed once, or None. Exact here: no
-    augmentation and the teacher in eval mode, so every epoch would compute the same."""
+    """Per method name, what its batches carry: the teacher's logits or its activation at
+    the method's layer on ``x`` (once, on the teacher's device, kept on ``x``'s), or None.
+    Exact: no augmentation and the teacher in eval mode, so every epoch computes the same."""
+    device = runtime.device_of(teacher)
     computed: dict[tuple[str, str | None], Tensor] = {}
     out: dict[str, Tensor | None] = {}
     with torch.no_grad():
@@ -313,7 +314,9 @@ def teacher_outputs(
             if key is not None and key not in computed:
                 layer = key[1]
                 computed[key] = (
-                    logits_of(teacher, x) if layer is None else activations_of(teacher, layer, x)
+                    logits_of(teacher, x)
+                    if layer is None
+                    else activations_of(teacher, layer, x.to(device)).to(x.device)
                 )
             out[method.name] = None if key is None else computed[key]
     return out
@@ -362,6 +365,7 @@ def compare(
     One dict per run: ``seed``, ``method``, ``accuracy`` (a fraction), ``seconds_per_epoch``
     (training wall clock) and ``cpu_seconds_per_epoch`` (process CPU time, including
     building the distiller and the test pass); ``on_run`` is called with each as it ends.
+    Each run trains on its distiller's device; the teacher ends where it was.
     """
     methods = list(methods)
     if not methods:
@@ -370,25 +374,26 @@ def compare(
         raise ValueError("pass at least one seed, e.g. seeds=[0, 1, 2]")
     outputs = teacher_outputs(methods, teacher, train.x)
     runs = []
-    for seed in seeds:
-        for method in methods:
-            cpu = time.process_time()
-            result = run_method(
-                lambda s, method=method: method.distiller(teacher, s, training),
-                train,
-                test,
-                epochs=epochs,
-                seed=seed,
-                teacher_outputs=outputs[method.name],
-                batch_size=training.batch_size,
-            )
-            run = {
-                "seed": seed,
-                "method": method.name,
-                **result,
-                "cpu_seconds_per_epoch": (time.process_time() - cpu) / epochs,
-            }
-            runs.append(run)
-            if on_run is not None:
-                on_run(run)
+    with runtime.devices_restored(teacher):
+        for seed in seeds:
+            for method in methods:
+                cpu = time.process_time()
+                result = run_method(
+                    lambda s, method=method: method.distiller(teacher, s, training),
+                    train,
+                    test,
+                    epochs=epochs,
+                    seed=seed,
+                    teacher_outputs=outputs[method.name],
+                    batch_size=training.batch_size,
+                )
+                run = {
+                    "seed": seed,
+                    "method": method.name,
+                    **result,
+                    "cpu_seconds_per_epoch": (time.process_time() - cpu) / epochs,
+                }
+                runs.append(run)
+                if on_run is not None:
+                    on_run(run)
     return runs

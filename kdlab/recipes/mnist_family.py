@@ -3,6 +3,10 @@
 One place defines the MNIST-family splits and the teacher recipe, so notebook 02 and
 assignment a1 distil from the same cached teacher, and fast mode shrinks all of them
 the same way.
+
+Devices, for every recipe: training runs on :func:`kdlab.runtime.pick_device` (a GPU when
+there is one, or ``KDLAB_DEVICE``), and the models come back where the caller had them (a
+new or cached model: the host), so the cell after a recipe reads the same on any machine.
 """
 
 from __future__ import annotations
@@ -119,7 +123,7 @@ def trained_teacher(
     }
 
     def train(model: TeacherCNN) -> dict:
-        distiller = Distiller(model, lr=lr, lr_schedule="cosine", seed=seed, device="cpu")
+        distiller = Distiller(model, lr=lr, lr_schedule="cosine", seed=seed)
         history = distiller.fit(
             splits.train.loader(batch_size, shuffle=True, seed=seed),
             epochs,
@@ -153,7 +157,9 @@ def train_student(
     :func:`kdlab.runtime.progress_default`).
 
     The teacher's logits are computed once: exact here, because the inputs do not change
-    between epochs (no augmentation) and the teacher is in eval mode.
+    between epochs (no augmentation) and the teacher is in eval mode. Training runs on the
+    Distiller's device; student and teacher are then moved back where they were (a new
+    student: the host).
     """
     unknown = set(overrides) - set(STUDENT_RECIPE)
     if unknown:
@@ -162,19 +168,21 @@ def train_student(
     train = splits.train if train is None else train
     runtime.seed_everything(seed)
     student = student or StudentMLP()
-    distiller = Distiller(
-        student,
-        teacher,
-        temperature=recipe["temperature"],
-        alpha=recipe["alpha"],
-        lr=recipe["lr"],
-        lr_schedule=recipe["lr_schedule"],
-        seed=seed,
-        device="cpu",
-    )
-    tensors = [train.x, train.y] + ([logits_of(teacher, train.x)] if teacher is not None else [])
-    loader = batches(*tensors, batch_size=int(recipe["batch_size"]), shuffle=True, seed=seed)
-    history = distiller.fit(
-        loader, int(recipe["epochs"]), splits.val.loader(1000), progress=progress
-    )
+    with runtime.devices_restored(student, teacher):
+        distiller = Distiller(
+            student,
+            teacher,
+            temperature=recipe["temperature"],
+            alpha=recipe["alpha"],
+            lr=recipe["lr"],
+            lr_schedule=recipe["lr_schedule"],
+            seed=seed,
+        )
+        logits = [logits_of(teacher, train.x)] if teacher is not None else []
+        loader = batches(
+            train.x, train.y, *logits, batch_size=int(recipe["batch_size"]), shuffle=True, seed=seed
+        )
+        history = distiller.fit(
+            loader, int(recipe["epochs"]), splits.val.loader(1000), progress=progress
+        )
     return student.eval(), history

@@ -77,15 +77,18 @@ def distil_with_views(
     random views of ``train`` with the targets of ``mode``: KL at T = 1 only (no labels,
     as in the paper), Adam with a cosine decay over ``epochs``; validation every epoch.
     ``progress`` as :meth:`kdlab.distill.Distiller.fit` takes it (None:
-    :func:`kdlab.runtime.progress_default`)."""
+    :func:`kdlab.runtime.progress_default`). Training runs on the Distiller's device (the
+    teacher labels each batch there); student and teacher then go back where they were (a
+    new student: the host)."""
     runtime.seed_everything(seed)
     student = student or StudentMLP()
     teacher.eval()
     batches = TeachingBatches(teacher, train.x, train.y, mode, batch_size=batch_size, seed=seed)
-    distiller = Distiller(
-        student, teacher, temperature=1.0, alpha=0.0, lr=lr, lr_schedule="cosine", seed=seed
-    )
-    history = distiller.fit(batches, epochs, val.loader(1000), progress=progress)
+    with runtime.devices_restored(student, teacher):
+        distiller = Distiller(
+            student, teacher, temperature=1.0, alpha=0.0, lr=lr, lr_schedule="cosine", seed=seed
+        )
+        history = distiller.fit(batches, epochs, val.loader(1000), progress=progress)
     return student.eval(), history
 
 

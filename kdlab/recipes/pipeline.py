@@ -96,7 +96,9 @@ def finetune_distilled(
     unless given as ``dense_logits`` (exact: no augmentation, teacher in eval mode).
     Returns the history, with validation scores after each epoch when ``val`` is given.
     ``progress`` as :meth:`kdlab.distill.Distiller.fit` takes it (None:
-    :func:`kdlab.runtime.progress_default`).
+    :func:`kdlab.runtime.progress_default`). Training runs on the Distiller's device;
+    ``model`` and ``dense`` are then moved back where they were (the int8 flows that follow
+    pruning in notebook 09 run on the host).
     """
     unknown = set(overrides) - set(FINETUNE_RECIPE)
     if unknown:
@@ -116,17 +118,17 @@ def finetune_distilled(
             dense_logits = logits_of(dense, train.x)
     if dense is not None:
         tensors.append(dense_logits)
-    distiller = Distiller(
-        model,
-        dense,
-        temperature=recipe["temperature"],
-        alpha=recipe["alpha"],
-        lr=recipe["lr"],
-        lr_schedule=recipe["lr_schedule"],
-        seed=seed,
-        device="cpu",
-    )
-    loader = batches(*tensors, batch_size=int(recipe["batch_size"]), shuffle=True, seed=seed)
-    return distiller.fit(
-        loader, epochs, None if val is None else val.loader(1000), progress=progress
-    )
+    with runtime.devices_restored(model, dense):
+        distiller = Distiller(
+            model,
+            dense,
+            temperature=recipe["temperature"],
+            alpha=recipe["alpha"],
+            lr=recipe["lr"],
+            lr_schedule=recipe["lr_schedule"],
+            seed=seed,
+        )
+        loader = batches(*tensors, batch_size=int(recipe["batch_size"]), shuffle=True, seed=seed)
+        return distiller.fit(
+            loader, epochs, None if val is None else val.loader(1000), progress=progress
+        )

@@ -257,6 +257,8 @@ def train_student(
     training patch) and ride along with each batch: exact because the students train
     without augmentation and the frozen teacher is in eval mode. ``progress`` as
     :meth:`kdlab.distill.Distiller.fit` takes it (None: :func:`kdlab.runtime.progress_default`).
+    Training runs on the trainer's device; the student comes back on the host and the
+    teacher where it was.
     """
     if teacher is None and teacher_logits is not None:
         raise ValueError("teacher_logits were given without the teacher they came from")
@@ -273,16 +275,17 @@ def train_student(
         extra = (teacher_logits,)
     runtime.seed_everything(seed)
     student = SlimUNet(3, NUM_CLASSES, base=recipe.student_base, depth=DEPTH)
-    trainer = SegmentationDistiller(
-        student,
-        teacher,
-        num_classes=NUM_CLASSES,
-        lr=recipe.student_lr,
-        lr_schedule=recipe.lr_schedule,
-        seed=seed,
-        class_weights=recipe.weights(train),
-        **(recipe.kd if teacher is not None else {}),
-    )
-    data = batches(x, y, *extra, batch_size=recipe.batch_size, shuffle=True, seed=seed)
-    history = trainer.fit(data, recipe.student_epochs, val, progress=progress)
+    with runtime.devices_restored(student, teacher):
+        trainer = SegmentationDistiller(
+            student,
+            teacher,
+            num_classes=NUM_CLASSES,
+            lr=recipe.student_lr,
+            lr_schedule=recipe.lr_schedule,
+            seed=seed,
+            class_weights=recipe.weights(train),
+            **(recipe.kd if teacher is not None else {}),
+        )
+        data = batches(x, y, *extra, batch_size=recipe.batch_size, shuffle=True, seed=seed)
+        history = trainer.fit(data, recipe.student_epochs, val, progress=progress)
     return student.eval(), history
