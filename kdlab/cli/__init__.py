@@ -245,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check", help="print versions, device and which data sets are found")
     check.set_defaults(func=_check)
     _instructor(sub)
+    from kdlab.cli.train import add_train_command  # kdlab train teacher|mlm (torchrun: N)
+
+    add_train_command(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

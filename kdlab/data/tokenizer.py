@@ -221,23 +221,25 @@ def length_batches(
     by length, for evaluation, where the order does not matter.
     """
     lengths = data.attention_mask.sum(1)
+    return [_cut(data, lengths, idx) for idx in _length_groups(lengths, batch_size, seed)]
+
+
+def _length_groups(lengths: Tensor, batch_size: int, seed: int | None) -> list[Tensor]:
+    # The positions of each batch of length_batches, in order.
     if seed is None:
         order = torch.argsort(lengths, stable=True)
-        groups = list(order.split(batch_size))
-    else:
-        g = torch.Generator().manual_seed(seed)
-        shuffled = torch.randperm(len(data), generator=g)
-        groups = []
-        for chunk in shuffled.split(batch_size * BUCKET):
-            groups += list(chunk[torch.argsort(lengths[chunk], stable=True)].split(batch_size))
-        groups = [groups[i] for i in torch.randperm(len(groups), generator=g).tolist()]
-    out = []
-    for idx in groups:
-        length = int(lengths[idx].max())
-        out.append(
-            (data.input_ids[idx, :length], data.attention_mask[idx, :length], data.labels[idx])
-        )
-    return out
+        return list(order.split(batch_size))
+    g = torch.Generator().manual_seed(seed)
+    shuffled = torch.randperm(len(lengths), generator=g)
+    groups = []
+    for chunk in shuffled.split(batch_size * BUCKET):
+        groups += list(chunk[torch.argsort(lengths[chunk], stable=True)].split(batch_size))
+    return [groups[i] for i in torch.randperm(len(groups), generator=g).tolist()]
+
+
+def _cut(data: Encoded, lengths: Tensor, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    length = int(lengths[idx].max())
+    return data.input_ids[idx, :length], data.attention_mask[idx, :length], data.labels[idx]
 
 
 class LengthBatches:
@@ -247,9 +249,23 @@ class LengthBatches:
     ``ceil(len(data) / batch_size)``, which a learning-rate schedule needs up front.
 
     With ``seed=None`` every pass is the same length-sorted order, for evaluation.
+
+    For training with several processes, ``rank`` of ``world_size`` yields its share of the
+    same global batches (:meth:`shard`): the positions ``rank, rank + world_size, ...`` of
+    each, cut to their own longest sentence; a batch that does not split evenly is padded by
+    repeating its first sentences (as ``DistributedSampler`` pads an epoch), so every rank
+    takes the same number of steps with parts of the same size.
     """
 
-    def __init__(self, data: Encoded, batch_size: int, seed: int | None = 0):
+    def __init__(
+        self,
+        data: Encoded,
+        batch_size: int,
+        seed: int | None = 0,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         if not isinstance(data, Encoded):
             raise ValueError(
                 f"data must be Encoded sentences (kdlab.data.tokenizer.encode), got "
@@ -259,8 +275,27 @@ class LengthBatches:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+        if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+            raise ValueError(f"world_size must be an int >= 1, got {world_size!r}")
+        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
+            raise ValueError(f"rank must be an int in [0, {world_size}), got {rank!r}")
+        if batch_size % world_size:
+            raise ValueError(
+                f"the global batch of {batch_size} does not split into {world_size} equal "
+                "parts; use a batch size divisible by the number of processes"
+            )
         self.data, self.batch_size, self.seed = data, batch_size, seed
+        self.rank, self.world_size = rank, world_size
         self.passes = 0  # passes started so far: the next one draws seed + passes
+
+    def shard(self, rank: int, world_size: int) -> LengthBatches:
+        """This data as rank ``rank`` of ``world_size`` processes reads it, from the same
+        pass on."""
+        part = LengthBatches(
+            self.data, self.batch_size, self.seed, rank=rank, world_size=world_size
+        )
+        part.passes = self.passes
+        return part
 
     def __len__(self) -> int:
         return math.ceil(len(self.data) / self.batch_size)
@@ -270,4 +305,11 @@ class LengthBatches:
         # is called (tqdm's asyncio-aware bar calls iter() once more, and never reads it).
         seed = None if self.seed is None else self.seed + self.passes
         self.passes += 1
-        yield from length_batches(self.data, self.batch_size, seed)
+        if self.world_size == 1:
+            yield from length_batches(self.data, self.batch_size, seed)
+            return
+        lengths = self.data.attention_mask.sum(1)
+        for idx in _length_groups(lengths, self.batch_size, seed):
+            size = math.ceil(len(idx) / self.world_size) * self.world_size
+            padded = idx[torch.arange(size) % len(idx)]
+            yield _cut(self.data, lengths, padded[self.rank :: self.world_size])

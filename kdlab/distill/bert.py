@@ -18,6 +18,11 @@ length). Training and evaluation group sentences of similar length and cut each 
 longest sentence (:class:`kdlab.data.tokenizer.LengthBatches`): the outputs at the real
 positions are the same (padding is masked out of attention), for a fraction of the cost on
 short sentences such as SST-2's.
+
+Under ``torchrun`` they train with several processes as :class:`Distiller` does: each rank
+takes its share of every length batch (:meth:`LengthBatches.shard`), and the masking draws
+from a stream of its own (:func:`kdlab.distill.parallel.rank_seed`; rank 0's is the one a
+single process uses).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kdlab.data.tokenizer import Encoded, LengthBatches, length_batches
+from kdlab.distill import parallel
 from kdlab.distill.trainer import Distiller, History
 from kdlab.losses import distilbert_loss
 
@@ -141,7 +147,8 @@ class MaskedLMTrainer(_BertTrainer):
     """Masked-language-model pre-training of a ``BertForMaskedLM`` (no teacher, no labels).
 
     Each batch is masked on the CPU by :func:`mask_tokens` with a generator seeded with
-    ``seed`` (so a run repeats), and a batch where no token was chosen is skipped. The
+    ``seed`` (so a run repeats; with several processes each rank has its own stream), and
+    a batch where no token was chosen is skipped (on every rank, with several). The
     vocabulary projection runs only at the masked positions, the only ones with a loss.
     Records ``mlm_loss``; there is no accuracy or validation.
     """
@@ -172,7 +179,9 @@ class MaskedLMTrainer(_BertTrainer):
                 )
         super().__init__(model, None, lr=lr, seed=seed, **kwargs)
         self.tokenizer, self.probability = tokenizer, probability
-        self.generator = torch.Generator().manual_seed(seed)  # the masking's random stream
+        # the masking's random stream: one per rank when training with several processes
+        stream = parallel.rank_seed(seed) if self.distributed else seed
+        self.generator = torch.Generator().manual_seed(stream)
 
     def prepare_batch(self, batch: tuple[Any, ...]) -> tuple[Any, ...] | None:
         # Masked on the CPU with a CPU generator, so the same seed gives the same masks

@@ -18,6 +18,11 @@ it), :meth:`Distiller.loss_parts` (the named loss terms), :meth:`Distiller.examp
 :meth:`Distiller.train_accuracy` (how a batch is counted), :meth:`Distiller.validate`; and
 the class attribute ``loss_key``, the term that is minimised. :mod:`kdlab.distill.bert`
 trains BERTs this way.
+
+Under ``torchrun`` the same loop trains with several processes (:mod:`kdlab.distill.parallel`):
+the trained modules run in ``DistributedDataParallel``, each rank trains on its share of every
+global batch, the epoch's record averages over every rank's examples, rank 0 validates and
+alone shows the progress bar. With one process nothing of this runs.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kdlab import runtime
+from kdlab.distill import parallel
 from kdlab.losses import soft_target_loss
 from kdlab.metrics import evaluate
 
@@ -96,6 +102,16 @@ class Distiller:
     decays it linearly to zero (BERT's schedule, :func:`linear_warmup_factor`).
     ``callbacks`` are called as ``callback(epoch, record)`` after every epoch.
 
+    ``distributed``: None trains with ``DistributedDataParallel`` when a process group of
+    more than one process is running (``torchrun`` with :func:`kdlab.distill.parallel.init`
+    called); True first joins the group ``torchrun`` set up (an error without it); False
+    trains this process alone. An unnumbered CUDA ``device`` is then ``cuda:LOCAL_RANK``.
+    A model trained with N processes and the same global batches is the one a single process
+    trains, up to float rounding, when it has no batch norm and no dropout (those use each
+    rank's part of the batch, and each rank's random stream) and its loss is a mean over
+    examples: a mean over a count that differs between the parts (real tokens in
+    DistilBERT's cosine loss, masked tokens in MLM) is taken per rank, as DDP does.
+
     Subclasses change what is trained by overriding the hooks :meth:`prepare_batch`,
     :meth:`loss_parts`, :meth:`examples`, :meth:`train_accuracy` and :meth:`validate`,
     and ``loss_key``; the loop, history, progress bar, device and schedule are shared.
@@ -117,6 +133,7 @@ class Distiller:
         warmup: float = 0.1,
         device: str | torch.device | None = None,
         seed: int = 0,
+        distributed: bool | None = None,
     ):
         if teacher is student:
             raise ValueError("teacher and student are the same module; pass two models")
@@ -136,7 +153,16 @@ class Distiller:
         if not 0 <= warmup < 1:
             raise ValueError(f"warmup must be in [0, 1) (a share of the steps), got {warmup}")
         self.lr_schedule, self.warmup = lr_schedule, float(warmup)
+        if distributed and not parallel.init() and not parallel.launched():
+            raise RuntimeError(
+                "distributed=True needs the processes torchrun starts (RANK, WORLD_SIZE, ... "
+                "are not set); run under torchrun --nproc-per-node N, or pass distributed=None"
+            )
+        self.distributed = parallel.enabled() and distributed is not False
+        self._ddp: nn.Module | None = None  # the trained modules in DistributedDataParallel
         self.device = runtime.pick_device(device)
+        if self.distributed:
+            self.device = parallel.local_device(self.device)
         self.seed = seed
         runtime.seed_everything(seed)
         self.student = student.to(self.device)
@@ -199,7 +225,39 @@ class Distiller:
         scores = evaluate(self.student, val, self.device)
         return {"val_loss": scores["loss"], "val_accuracy": scores["accuracy"]}
 
+    def trained_modules(self) -> list[nn.Module]:
+        """The modules whose parameters the optimiser updates, which must stay in step across
+        processes: the student and every other module of the trainer (not the teacher) that
+        holds one of them, such as a feature-distillation regressor or the peers of mutual
+        learning. Used only when training with several processes."""
+        updated = {id(p) for group in self.optimizer.param_groups for p in group["params"]}
+        modules = [self.student]
+        for value in vars(self).values():
+            if (
+                isinstance(value, nn.Module)
+                and value is not self.student
+                and value is not self.teacher
+                and any(id(p) in updated for p in value.parameters())
+            ):
+                modules.append(value)
+        held = {id(p) for module in modules for p in module.parameters()}
+        if updated - held:
+            raise ValueError(
+                f"the optimiser updates {len(updated - held)} parameter(s) of no module the "
+                f"{type(self).__name__} holds; override trained_modules() to name them"
+            )
+        return modules
+
     # -- the loop ----------------------------------------------------------------------------
+
+    def _loss_parts(self, prepared: tuple[Any, ...]) -> tuple[Any, dict[str, Tensor]]:
+        """:meth:`loss_parts`, through DistributedDataParallel when training with several
+        processes (so the backward pass averages the gradients over the ranks)."""
+        if not self.distributed:
+            return self.loss_parts(*prepared)
+        if self._ddp is None:
+            self._ddp = parallel.wrap(self.trained_modules(), self.device, self.seed)
+        return self._ddp(self.loss_parts, *prepared)
 
     def train_step(self, *batch: Any) -> dict[str, float] | None:
         """One optimiser step on one batch (``x, y[, teacher_logits]`` here); returns the
@@ -208,9 +266,13 @@ class Distiller:
         if self.teacher is not None and self.teacher.training:
             raise RuntimeError("the teacher was switched to train mode; call freeze(teacher)")
         prepared = self.prepare_batch(batch)
+        # With several processes, a batch skipped on one rank is skipped on all: every rank
+        # must take part in each step's gradient averaging.
+        if self.distributed and parallel.any_rank(prepared is None):
+            return None
         if prepared is None:
             return None
-        output, parts = self.loss_parts(*prepared)
+        output, parts = self._loss_parts(prepared)
         self.optimizer.zero_grad(set_to_none=True)
         parts[self.loss_key].backward()
         self.optimizer.step()
@@ -255,9 +317,16 @@ class Distiller:
         ``progress``: one bar over every step of the run, with the epoch, the loss and the
         time left; None follows :func:`kdlab.runtime.progress_default` (on in full mode, off
         in fast mode or with ``KDLAB_PROGRESS=0``). The bar goes when the run ends.
+
+        With several processes, ``train`` holds the global batches: each rank trains on its
+        share of each (:func:`kdlab.distill.parallel.shard`); the record's means are over
+        every rank's examples, the validation runs on rank 0, the bar shows on rank 0 only.
         """
         if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
             raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+        if self.distributed:
+            train = parallel.shard(train)
+            progress = progress if parallel.is_main() else False
         scheduler = self._scheduler(train, epochs)
         try:
             total = epochs * len(train)  # type: ignore[arg-type]
@@ -269,6 +338,8 @@ class Distiller:
         try:
             for epoch in range(epochs):
                 bar.set_description(f"epoch {epoch + 1}/{epochs}", refresh=False)
+                if self.distributed:
+                    parallel.set_epoch(train, epoch)
                 self._fit_epoch(train, val, scheduler, bar)
                 for callback in callbacks:
                     callback(epoch, self.history.last)
@@ -294,10 +365,14 @@ class Distiller:
                 sums[k] = sums.get(k, 0.0) + v * n
             count += n
             bar.set_postfix({self.loss_key: f"{step[self.loss_key]:.3f}"}, refresh=False)
+        if self.distributed:  # the means over every rank's examples
+            sums, count = parallel.reduce_sums(sums, count)
         if count == 0:
             raise ValueError("the training data yielded no batches")
         record = {k: v / count for k, v in sums.items()}
-        if val is not None:
+        if val is not None and self.distributed:  # rank 0 validates, the others get its scores
+            record.update(parallel.broadcast(self.validate(val) if parallel.is_main() else None))
+        elif val is not None:
             record.update(self.validate(val))
         record["seconds"] = time.perf_counter() - start
         self.history.epochs.append(record)
