@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kdlab import runtime
 from kdlab.data.tokenizer import Encoded, LengthBatches, length_batches
 from kdlab.distill import parallel
 from kdlab.distill.trainer import Distiller, History
@@ -55,11 +56,6 @@ __all__ = [
     "distil",
     "evaluate_classifier",
 ]
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    # The functions train a model where it is (the data stay on the CPU until a batch is used).
-    return next(model.parameters()).device
 
 
 def bert_adamw(model: nn.Module, lr: float) -> torch.optim.AdamW:
@@ -294,21 +290,24 @@ def pretrain_mlm(
     probability: float = 0.15,
     seed: int = 0,
     progress: bool | None = None,
+    device: str | torch.device | None = None,
 ) -> History:
-    """Masked-language-model pre-training of ``model`` on ``data`` where the model is
-    (:class:`MaskedLMTrainer`), on length batches reshuffled every epoch. ``progress``: a
-    bar over the run, None as :func:`kdlab.runtime.progress_default` decides (as for
+    """Masked-language-model pre-training of ``model`` on ``data`` (:class:`MaskedLMTrainer`),
+    on length batches reshuffled every epoch. ``progress``: a bar over the run, None as
+    :func:`kdlab.runtime.progress_default` decides. ``device``: where to train, None for
+    :func:`kdlab.runtime.pick_device`; the model goes back where it was afterwards (as for
     :func:`fine_tune` and :func:`distil`)."""
     _check_schedule(epochs, batch_size)
-    trainer = MaskedLMTrainer(
-        model,
-        tokenizer=tokenizer,
-        lr=lr,
-        probability=probability,
-        seed=seed,
-        device=_device_of(model),
-    )
-    return trainer.fit(LengthBatches(data, batch_size, seed), epochs, progress=progress)
+    with runtime.devices_restored(model):
+        trainer = MaskedLMTrainer(
+            model,
+            tokenizer=tokenizer,
+            lr=lr,
+            probability=probability,
+            seed=seed,
+            device=runtime.pick_device(device),
+        )
+        return trainer.fit(LengthBatches(data, batch_size, seed), epochs, progress=progress)
 
 
 def fine_tune(
@@ -321,12 +320,14 @@ def fine_tune(
     val: Encoded | None = None,
     seed: int = 0,
     progress: bool | None = None,
+    device: str | torch.device | None = None,
 ) -> History:
     """Supervised fine-tuning with cross-entropy on the labels (:class:`BertFineTuner`), the
     teacher or a student trained without a teacher; ``val`` accuracy after each epoch."""
     _check_schedule(epochs, batch_size)
-    trainer = BertFineTuner(model, lr=lr, seed=seed, device=_device_of(model))
-    return trainer.fit(LengthBatches(data, batch_size, seed), epochs, val, progress=progress)
+    with runtime.devices_restored(model):
+        trainer = BertFineTuner(model, lr=lr, seed=seed, device=runtime.pick_device(device))
+        return trainer.fit(LengthBatches(data, batch_size, seed), epochs, val, progress=progress)
 
 
 def distil(
@@ -344,23 +345,25 @@ def distil(
     val: Encoded | None = None,
     seed: int = 0,
     progress: bool | None = None,
+    device: str | torch.device | None = None,
 ) -> History:
     """Train ``student`` on DistilBERT's triple loss with a frozen ``teacher``
-    (:class:`BertDistiller`; the teacher moves to the student's device);
+    (:class:`BertDistiller`, both on ``device``, then back where they were);
     ``val`` accuracy after each epoch."""
     _check_schedule(epochs, batch_size)
-    trainer = BertDistiller(
-        student,
-        teacher,
-        lr=lr,
-        temperature=temperature,
-        w_soft=w_soft,
-        w_hard=w_hard,
-        w_cos=w_cos,
-        seed=seed,
-        device=_device_of(student),
-    )
-    return trainer.fit(LengthBatches(data, batch_size, seed), epochs, val, progress=progress)
+    with runtime.devices_restored(student, teacher):
+        trainer = BertDistiller(
+            student,
+            teacher,
+            lr=lr,
+            temperature=temperature,
+            w_soft=w_soft,
+            w_hard=w_hard,
+            w_cos=w_cos,
+            seed=seed,
+            device=runtime.pick_device(device),
+        )
+        return trainer.fit(LengthBatches(data, batch_size, seed), epochs, val, progress=progress)
 
 
 @torch.no_grad()
@@ -370,7 +373,7 @@ def evaluate_classifier(
     """Mean cross-entropy, accuracy and error count of a sequence classifier in eval mode."""
     was_training = model.training
     model.eval()
-    device = _device_of(model)
+    device = runtime.device_of(model)
     total, correct = 0.0, 0
     for batch in length_batches(data, batch_size):
         ids, mask, labels = (t.to(device, non_blocking=True) for t in batch)
