@@ -64,7 +64,8 @@ BATCHES = (1, 256)
 EVAL_BATCH = 1000  # one compiled graph serves every test batch (10,000 = 10 x 1,000)
 CALIBRATION_BATCHES = 8  # of 128 training images each
 # Fine-tuning (QAT and pruning): kdlab.recipes.pipeline's, as in notebooks 04 and 09.
-FINETUNE = FINETUNE_RECIPE
+# The fine-tune recipe as saved with the results (its epochs are set per model below).
+FINETUNE = {k: v for k, v in FINETUNE_RECIPE.as_dict().items() if k != "epochs"}
 FINETUNE_EPOCHS = {"student": 2, "teacher": 1}  # per QAT run and per pruning step; fast: 1
 GOALS = {
     "int8_size_ratio": 3.9,  # every int8 flow at least this many times smaller

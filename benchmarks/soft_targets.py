@@ -77,7 +77,7 @@ def run(data: str, seeds: list[int], fast: bool, epochs: int | None) -> dict:
         "data": splits.name,
         "synthetic": splits.synthetic,
         "seeds": seeds,
-        "recipe": recipes.STUDENT_RECIPE | overrides,
+        "recipe": recipes.STUDENT_RECIPE.replace(**overrides).as_dict(),
         "per_seed": per_seed,
         "latency_ms": {
             name: {"batch1": row["ms@1"], "batch256": row["ms@256"]}

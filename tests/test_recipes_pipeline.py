@@ -65,13 +65,20 @@ def test_finetune_from_labels_alone_and_with_precomputed_logits(data):
 
 
 def test_finetune_checks_its_arguments(data):
-    with pytest.raises(ValueError, match="unknown recipe keys"):
+    with pytest.raises(ValueError, match="unknown recipe settings"):
         finetune_distilled(small_mlp(), small_mlp(1), data, 1, learning_rate=0.1)
     with pytest.raises(ValueError, match="without the dense model"):
         finetune_distilled(small_mlp(), None, data, 1, dense_logits=torch.zeros(len(data), 10))
     with pytest.raises(ValueError, match="rows"):
         finetune_distilled(small_mlp(), small_mlp(1), data, 1, dense_logits=torch.zeros(3, 10))
-    assert set(FINETUNE_RECIPE) == {"temperature", "alpha", "lr", "batch_size", "lr_schedule"}
+    assert FINETUNE_RECIPE.as_dict() == {
+        "epochs": 20,
+        "temperature": 2.0,
+        "alpha": 0.5,
+        "lr": 1e-3,
+        "batch_size": 128,
+        "lr_schedule": "cosine",
+    }
 
 
 def test_distilled_student_is_trained_once_then_loaded(data):

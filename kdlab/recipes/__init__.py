@@ -18,9 +18,17 @@ benchmarks so that both sides of a comparison run the same recipe.
 from kdlab.recipes.mnist_family import (
     STUDENT_RECIPE,
     Splits,
+    StudentRecipe,
     mnist_family_splits,
     train_student,
     trained_teacher,
 )
 
-__all__ = ["Splits", "mnist_family_splits", "trained_teacher", "train_student", "STUDENT_RECIPE"]
+__all__ = [
+    "Splits",
+    "mnist_family_splits",
+    "trained_teacher",
+    "train_student",
+    "StudentRecipe",
+    "STUDENT_RECIPE",
+]

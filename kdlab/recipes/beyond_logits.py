@@ -244,7 +244,7 @@ METHODS: Mapping[str, Method] = MappingProxyType(
                 "logits",
                 "soft targets, mixed with CE by alpha (notebook 02)",
                 _kd,
-                {"temperature": STUDENT_RECIPE["temperature"], "alpha": STUDENT_RECIPE["alpha"]},
+                {"temperature": STUDENT_RECIPE.temperature, "alpha": STUDENT_RECIPE.alpha},
             ),
             Method(
                 "DKD",

@@ -11,9 +11,12 @@ new or cached model: the host), so the cell after a recipe reads the same on any
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor, nn
 
 from kdlab import runtime
 from kdlab.cache import cached_model
@@ -22,19 +25,84 @@ from kdlab.distill import Distiller, History
 from kdlab.metrics import evaluate
 from kdlab.models import StudentMLP, TeacherCNN, logits_of
 
-__all__ = ["Splits", "mnist_family_splits", "trained_teacher", "train_student", "STUDENT_RECIPE"]
+__all__ = [
+    "Splits",
+    "mnist_family_splits",
+    "trained_teacher",
+    "train_student",
+    "StudentRecipe",
+    "STUDENT_RECIPE",
+]
 
-# The soft-targets recipe for the MLP student, shared by notebook 02 and the benchmark.
-# Chosen on the validation set: with this CNN teacher, T = 1 or 2 with alpha = 0.5 beat
-# T = 4 with alpha = 0.1 (Hinton et al.: lower temperatures suit much smaller students).
-STUDENT_RECIPE = {
-    "epochs": 20,
-    "temperature": 2.0,
-    "alpha": 0.5,
-    "lr": 1e-3,
-    "batch_size": 128,
-    "lr_schedule": "cosine",
-}
+
+@dataclass(frozen=True)
+class StudentRecipe:
+    """How the MLP student learns: ``alpha * CE + (1 - alpha) * T^2 * KL`` at ``temperature``
+    (plain cross-entropy without a teacher), Adam at ``lr`` with ``lr_schedule``, ``epochs``
+    passes in batches of ``batch_size``. ``recipe.replace(epochs=3)`` is a variant; a
+    misspelt setting is refused, naming the known ones."""
+
+    epochs: int = 20
+    temperature: float = 2.0
+    alpha: float = 0.5
+    lr: float = 1e-3
+    batch_size: int = 128
+    lr_schedule: str = "cosine"
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"temperature must be a finite number > 0, got {self.temperature}")
+        if not 0 <= self.alpha <= 1:
+            raise ValueError(f"alpha must be in [0, 1] (weight of the hard loss), got {self.alpha}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(
+                f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}"
+            )
+
+    def replace(self, **changes: float | int | str) -> StudentRecipe:
+        """The same recipe with ``changes``; unknown settings raise a ValueError."""
+        known = [f.name for f in dataclasses.fields(self)]
+        unknown = sorted(set(changes) - set(known))
+        if unknown:
+            raise ValueError(f"unknown recipe settings {unknown}; known: {known}")
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        """The settings as a plain dict (for cache keys and saved results)."""
+        return dataclasses.asdict(self)
+
+    def distiller(
+        self, student: nn.Module, teacher: nn.Module | None = None, *, seed: int = 0
+    ) -> Distiller:
+        """A :class:`~kdlab.distill.Distiller` for ``student`` with this recipe's loss and
+        optimiser (the epochs and batch size are the caller's to use)."""
+        return Distiller(
+            student,
+            teacher,
+            temperature=self.temperature,
+            alpha=self.alpha,
+            lr=self.lr,
+            lr_schedule=self.lr_schedule,
+            seed=seed,
+        )
+
+    def loader(self, *tensors: Tensor, seed: int = 0):
+        """Shuffled batches of ``tensors`` (inputs, labels and, when distilling, the teacher's
+        logits computed beforehand) of this recipe's batch size."""
+        return batches(*tensors, batch_size=self.batch_size, shuffle=True, seed=seed)
+
+
+# The soft-targets recipe for the MLP student, shared by notebooks 02-04 and 09 and the
+# benchmarks. Chosen on the validation set: with this CNN teacher, T = 1 or 2 with
+# alpha = 0.5 beat T = 4 with alpha = 0.1 (Hinton et al.: lower temperatures suit much
+# smaller students).
+STUDENT_RECIPE = StudentRecipe()
 
 VAL_SIZE = 5000
 FAST_SIZES = (3000, 500, 1000)  # train, validation, test in fast mode
@@ -149,10 +217,11 @@ def train_student(
     train: ImageSet | None = None,
     seed: int = 0,
     progress: bool | None = None,
+    recipe: StudentRecipe = STUDENT_RECIPE,
     **overrides: float | str,
 ) -> tuple[torch.nn.Module, History]:
     """Train an MLP student on ``train`` (default ``splits.train``), from the labels alone
-    or distilled from ``teacher`` with :data:`STUDENT_RECIPE` (``overrides`` change it);
+    or distilled from ``teacher`` with ``recipe`` (``overrides`` change it);
     ``progress`` as :meth:`kdlab.distill.Distiller.fit` takes it (None:
     :func:`kdlab.runtime.progress_default`).
 
@@ -161,28 +230,13 @@ def train_student(
     Distiller's device; student and teacher are then moved back where they were (a new
     student: the host).
     """
-    unknown = set(overrides) - set(STUDENT_RECIPE)
-    if unknown:
-        raise ValueError(f"unknown recipe keys {sorted(unknown)}; known: {sorted(STUDENT_RECIPE)}")
-    recipe = STUDENT_RECIPE | overrides
+    recipe = recipe.replace(**overrides)
     train = splits.train if train is None else train
     runtime.seed_everything(seed)
     student = student or StudentMLP()
     with runtime.devices_restored(student, teacher):
-        distiller = Distiller(
-            student,
-            teacher,
-            temperature=recipe["temperature"],
-            alpha=recipe["alpha"],
-            lr=recipe["lr"],
-            lr_schedule=recipe["lr_schedule"],
-            seed=seed,
-        )
+        distiller = recipe.distiller(student, teacher, seed=seed)
         logits = [logits_of(teacher, train.x)] if teacher is not None else []
-        loader = batches(
-            train.x, train.y, *logits, batch_size=int(recipe["batch_size"]), shuffle=True, seed=seed
-        )
-        history = distiller.fit(
-            loader, int(recipe["epochs"]), splits.val.loader(1000), progress=progress
-        )
+        loader = recipe.loader(train.x, train.y, *logits, seed=seed)
+        history = distiller.fit(loader, recipe.epochs, splits.val.loader(1000), progress=progress)
     return student.eval(), history

@@ -21,8 +21,8 @@ from torch import Tensor, nn
 
 from kdlab import runtime
 from kdlab.cache import cached_model
-from kdlab.data import ImageSet, batches
-from kdlab.distill import Distiller, History
+from kdlab.data import ImageSet
+from kdlab.distill import History
 from kdlab.models import StudentMLP, logits_of
 from kdlab.recipes.mnist_family import STUDENT_RECIPE, Splits, train_student
 
@@ -38,13 +38,8 @@ FAST_STUDENT_EPOCHS = 3  # the distilled student's epochs in fast mode (20 other
 # 89.4-89.5 % after 50 % structured pruning and 2-3 epochs (notebook 09), 87.0 against
 # 87.2 % (global, 90 %) and 84.1 against 84.6 % (structured, 75 %) after notebook 04's short
 # one-pass steps; so the benchmark's recipe stays, and its saved results with it.
-FINETUNE_RECIPE = {
-    "temperature": 2.0,
-    "alpha": 0.5,
-    "lr": 1e-3,
-    "batch_size": 128,
-    "lr_schedule": "cosine",
-}
+# It is the student's own recipe (the epochs are given per fine-tune).
+FINETUNE_RECIPE = STUDENT_RECIPE
 
 
 def distilled_student(
@@ -61,16 +56,16 @@ def distilled_student(
     which. Fast splits train it for :data:`FAST_STUDENT_EPOCHS` epochs. ``verbose``: say
     what the cache did and show the training's progress; None follows
     :func:`kdlab.runtime.progress_default`."""
-    recipe = STUDENT_RECIPE | ({"epochs": FAST_STUDENT_EPOCHS} if splits.fast else {})
+    recipe = STUDENT_RECIPE.replace(epochs=FAST_STUDENT_EPOCHS) if splits.fast else STUDENT_RECIPE
     verbose = runtime.progress_default(verbose)
 
     def train(model: nn.Module) -> dict:
         _, history = train_student(
-            splits, teacher, student=model, seed=seed, progress=verbose, **recipe
+            splits, teacher, student=model, seed=seed, progress=verbose, recipe=recipe
         )
         return {"history": history.epochs}
 
-    key = {"teacher": Path(teacher_info["path"]).name, "recipe": recipe, "seed": seed}
+    key = {"teacher": Path(teacher_info["path"]).name, "recipe": recipe.as_dict(), "seed": seed}
     return cached_model("student-mlp-distilled", key, StudentMLP, train, verbose=verbose)
 
 
@@ -100,16 +95,13 @@ def finetune_distilled(
     ``model`` and ``dense`` are then moved back where they were (the int8 flows that follow
     pruning in notebook 09 run on the host).
     """
-    unknown = set(overrides) - set(FINETUNE_RECIPE)
-    if unknown:
-        raise ValueError(f"unknown recipe keys {sorted(unknown)}; known: {sorted(FINETUNE_RECIPE)}")
+    recipe = FINETUNE_RECIPE.replace(**overrides)
     if dense is None and dense_logits is not None:
         raise ValueError("dense_logits were given without the dense model; pass dense=...")
     if dense_logits is not None and len(dense_logits) != len(train):
         raise ValueError(
             f"dense_logits has {len(dense_logits)} rows for {len(train)} training examples"
         )
-    recipe = FINETUNE_RECIPE | overrides
     model.requires_grad_(True)  # a copy of a model that served as a frozen teacher
     runtime.seed_everything(seed)
     tensors = [train.x, train.y]
@@ -119,16 +111,10 @@ def finetune_distilled(
     if dense is not None:
         tensors.append(dense_logits)
     with runtime.devices_restored(model, dense):
-        distiller = Distiller(
-            model,
-            dense,
-            temperature=recipe["temperature"],
-            alpha=recipe["alpha"],
-            lr=recipe["lr"],
-            lr_schedule=recipe["lr_schedule"],
-            seed=seed,
-        )
-        loader = batches(*tensors, batch_size=int(recipe["batch_size"]), shuffle=True, seed=seed)
+        distiller = recipe.distiller(model, dense, seed=seed)
         return distiller.fit(
-            loader, epochs, None if val is None else val.loader(1000), progress=progress
+            recipe.loader(*tensors, seed=seed),
+            epochs,
+            None if val is None else val.loader(1000),
+            progress=progress,
         )
