@@ -199,19 +199,17 @@ def pretrained_encoder(
         return BertForMaskedLM(mlm_config)
 
     def train_fn(model: BertForMaskedLM) -> dict:
-        # Pre-train on the accelerator when there is one; the cache hands the model back
-        # on the host.
-        with runtime.devices_restored(model):
-            history = pretrain_mlm(
-                model.to(runtime.pick_device()),
-                data,
-                tokenizer=tokenizer,
-                epochs=epochs,
-                batch_size=batch_size,
-                lr=lr,
-                seed=seed,
-                progress=verbose,
-            )
+        # pretrain_mlm trains on the accelerator when there is one, then hands the model back.
+        history = pretrain_mlm(
+            model,
+            data,
+            tokenizer=tokenizer,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            progress=verbose,
+        )
         return {"mlm": history.to_dict()}
 
     return cached_model(
@@ -265,16 +263,9 @@ def bert_teacher(
                     f"the MLM encoder does not fit the teacher: missing {missing}, "
                     f"unexpected {unexpected}; {fix}"
                 )
-        with runtime.devices_restored(model):
-            history = fine_tune(
-                model.to(runtime.pick_device()),
-                train,
-                epochs=epochs,
-                batch_size=batch_size,
-                lr=lr,
-                seed=seed,
-                progress=verbose,
-            )
+        history = fine_tune(
+            model, train, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=verbose
+        )
         return {"fine_tune": history.to_dict()}
 
     return cached_model(name, key, lambda: bert_classifier(config, seed), train_fn, verbose=verbose)
