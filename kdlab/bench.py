@@ -106,10 +106,10 @@ def _first_layer(model: nn.Module) -> tuple[str, str]:
     return ("", fix)
 
 
-def _checked_input(model: nn.Module, input_shape: Sequence[int], batch_size: int) -> torch.Tensor:
-    """The example input ``(batch_size, *input_shape)``, after one forward pass on it under
-    ``no_grad`` that turns PyTorch's shape or dtype error into one naming the shape tried."""
-    x = _example_input(model, input_shape, batch_size)
+def _forward(model: nn.Module, x: torch.Tensor) -> None:
+    """``model(x)`` under ``no_grad``, with PyTorch's shape or dtype error turned into one that
+    names the shape tried and what the first layer takes. The measurements make their first
+    pass through here, so a wrong ``input_shape`` costs no extra forward pass."""
     try:
         with torch.no_grad():
             model(x)
@@ -122,7 +122,6 @@ def _checked_input(model: nn.Module, input_shape: Sequence[int], batch_size: int
             f"*input_shape), dtype {x.dtype}{'; ' + said if said else ''}: {fix}. "
             f"PyTorch said: {err}"
         ) from err
-    return x
 
 
 def latency(
@@ -147,9 +146,10 @@ def latency(
     was_training = model.training
     model.eval()
     try:
-        x = _checked_input(model, input_shape, batch_size)
+        x = _example_input(model, input_shape, batch_size)
+        _forward(model, x)  # the first warm-up pass, checked
         with torch.no_grad():
-            for _ in range(warmup):
+            for _ in range(warmup - 1):
                 model(x)
             timer = benchmark.Timer(
                 stmt="model(x)",
@@ -199,10 +199,10 @@ def flops(model: nn.Module, input_shape: Sequence[int], batch_size: int = 1) -> 
     was_training = model.training
     model.eval()
     try:
-        x = _checked_input(model, input_shape, batch_size)
+        x = _example_input(model, input_shape, batch_size)
         counter = FlopCounterMode(display=False)
-        with torch.no_grad(), counter:
-            model(x)
+        with counter:
+            _forward(model, x)
     finally:
         model.train(was_training)
     return counter.get_total_flops()
