@@ -11,6 +11,8 @@ Environment variables (all optional):
 - ``KDLAB_OFFLINE=1``: never try to download anything.
 - ``KDLAB_PROGRESS=0`` (or ``1``): no progress bars (or bars even in fast mode) where a
   function is left to decide (:func:`progress_default`).
+- ``KDLAB_CHECK_VALUES=1``: loss inputs checked for NaN and bad labels synchronously on an
+  accelerator too (slower; for debugging).
 - ``KDLAB_DEVICE``: the device to train on (``cpu``, ``cuda``, ``cuda:1``, ``mps``) instead
   of the automatic choice of :func:`pick_device` (CUDA, then Apple MPS, then CPU); a device
   this machine lacks fails at once, naming the variable.
@@ -57,6 +59,12 @@ def fast_mode() -> bool:
 def offline() -> bool:
     """True when ``KDLAB_OFFLINE`` forbids downloads."""
     return _flag("KDLAB_OFFLINE")
+
+
+def check_values() -> bool:
+    """True when ``KDLAB_CHECK_VALUES`` asks the losses to read their inputs' values on every
+    device (see :mod:`kdlab.losses._checks`)."""
+    return _flag("KDLAB_CHECK_VALUES")
 
 
 def data_dir() -> Path | None:

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-_TRUE = {"1", "true", "yes", "on"}
+from kdlab import runtime
+
 _ASSERT_ASYNC = "aten::_assert_async.msg"
 _DISPATCH_KEYS = {"meta": "Meta"}  # other device types: the type in capitals (CUDA, MPS, XPU)
 
@@ -46,14 +46,10 @@ def _device_asserts(device_type: str) -> bool:
         return False
 
 
-def _forced() -> bool:
-    return os.environ.get("KDLAB_CHECK_VALUES", "").strip().lower() in _TRUE
-
-
 def _read_values(tensor: Tensor) -> bool:
     """Whether value checks read ``tensor``'s data now, in Python: on the host (no wait to
     pay), or everywhere under ``KDLAB_CHECK_VALUES=1``."""
-    return tensor.is_cpu or _forced()
+    return tensor.is_cpu or runtime.check_values()
 
 
 def _assert_on_device(tensor: Tensor, holds: Callable[[], Tensor], message: str) -> None:
