@@ -182,3 +182,87 @@ def test_triple_loss_checks_targets():
     x["targets"] = torch.tensor([0, 1, 2, 3, 0])
     with pytest.raises(ValueError, match="targets must lie in"):
         distilbert_loss(**x)
+
+
+def mlm_inputs(seed: int = 0):
+    """Per-token logits over a vocabulary of 11, right padding, about a third of the real
+    tokens masked (label = the token to predict), the rest labelled -100."""
+    g = torch.Generator().manual_seed(seed)
+    batch, length, vocab = 4, 7, 11
+    mask = random_mask(batch, length, g)
+    mask[0] = 1  # at least one full row, so some token is real and masked
+    labels = torch.randint(0, vocab, (batch, length), generator=g)
+    chosen = (torch.rand(batch, length, generator=g) < 0.35) & mask.bool()
+    chosen[0, 0] = True
+    return {
+        "student_logits": torch.randn(batch, length, vocab, generator=g),
+        "teacher_logits": 3 * torch.randn(batch, length, vocab, generator=g),
+        "targets": torch.where(chosen, labels, torch.full_like(labels, -100)),
+        "student_hidden": torch.randn(batch, length, 8, generator=g),
+        "teacher_hidden": torch.randn(batch, length, 8, generator=g),
+        "attention_mask": mask,
+    }
+
+
+def hf_default_reference(x: dict, T: float) -> tuple[float, float]:
+    """Soft and hard losses of Hugging Face's distiller.py by default, one token at a time in
+    float64: the soft term averaged over every real token, the MLM term over the masked ones."""
+    soft, real, hard, masked = 0.0, 0, 0.0, 0
+    for b, i in torch.nonzero(x["attention_mask"]).tolist():
+        soft += kl_reference(x["student_logits"][b, i][None], x["teacher_logits"][b, i][None], T)
+        real += 1
+    for b, i in torch.nonzero(x["targets"] != -100).tolist():
+        log_q = torch.log_softmax(x["student_logits"][b, i].double(), dim=0)
+        hard -= float(log_q[x["targets"][b, i]])
+        masked += 1
+    return soft / real, hard / masked
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_mlm_option_matches_the_hf_distiller_default(seed):
+    x = mlm_inputs(seed)
+    T = 2.0
+    soft, hard = hf_default_reference(x, T)
+    cos = cosine_reference(x["student_hidden"], x["teacher_hidden"], x["attention_mask"])
+    parts = distilbert_loss(**x, temperature=T, w_soft=5.0, w_hard=2.0, w_cos=1.0, mlm=True)
+    assert float(parts["soft_loss"]) == pytest.approx(soft, rel=1e-5)
+    assert float(parts["hard_loss"]) == pytest.approx(hard, rel=1e-5)
+    assert float(parts["cos_loss"]) == pytest.approx(cos, rel=1e-5)
+    assert float(parts["loss"]) == pytest.approx(5 * soft + 2 * hard + cos, rel=1e-5)
+
+
+def test_mlm_option_soft_loss_covers_unmasked_real_tokens_and_skips_padding():
+    x = mlm_inputs(4)
+    base = distilbert_loss(**x, mlm=True)
+    unmasked_real = x["attention_mask"].bool() & (x["targets"] == -100)
+    changed = dict(x, teacher_logits=x["teacher_logits"].clone())
+    changed["teacher_logits"][unmasked_real] += 5 * torch.randn(int(unmasked_real.sum()), 11)
+    assert not torch.isclose(distilbert_loss(**changed, mlm=True)["soft_loss"], base["soft_loss"])
+    padded = dict(x, student_logits=x["student_logits"].clone())
+    padded["student_logits"][~x["attention_mask"].bool()] = float("nan")
+    assert torch.equal(distilbert_loss(**padded, mlm=True)["soft_loss"], base["soft_loss"])
+
+
+def test_mlm_option_gradients_reach_only_the_student():
+    x = mlm_inputs(5)
+    for key in ("student_logits", "teacher_logits", "student_hidden", "teacher_hidden"):
+        x[key].requires_grad_(True)
+    distilbert_loss(**x, mlm=True)["loss"].backward()
+    assert x["teacher_logits"].grad is None and x["teacher_hidden"].grad is None
+    pad = ~x["attention_mask"].bool()
+    assert (x["student_logits"].grad[pad] == 0).all()
+    assert x["student_logits"].grad[~pad].abs().sum() > 0
+
+
+def test_mlm_option_argument_errors():
+    x = mlm_inputs()
+    with pytest.raises(ValueError, match="mask no token"):
+        distilbert_loss(**dict(x, targets=torch.full_like(x["targets"], -100)), mlm=True)
+    with pytest.raises(ValueError, match=r"per token, of shape \(batch, length, vocab\)"):
+        distilbert_loss(**triple_inputs(), mlm=True)
+    with pytest.raises(ValueError, match="MLM labels of shape"):
+        distilbert_loss(**dict(x, targets=x["targets"][:, :3]), mlm=True)
+    wrong = x["targets"].clone()
+    wrong[0, 0] = 11
+    with pytest.raises(ValueError, match="targets must lie in"):
+        distilbert_loss(**dict(x, targets=wrong), mlm=True)
