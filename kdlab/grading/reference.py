@@ -71,11 +71,24 @@ def selfcheck(
                 dest = copy / "submitted" / student / name / f"{nb}.ipynb"
                 dest.parent.mkdir(parents=True)
                 dest.write_text(json.dumps(content, indent=1))
+        manual = {name: _manual_points(copy, name) for name in chosen}
         results = autograde(copy, chosen, workers=workers, limits=limits, caps=caps)
         for r in results:
-            want = r.max_score if r.student == "reference" else 0.0
+            want = r.max_score - manual[r.assignment] if r.student == "reference" else 0.0
             verdict = "ok" if not r.error and r.score == want else (r.error or f"expected {want}")
             if leaks[r.assignment]:
                 verdict = f"release leaks: {leaks[r.assignment][:3]}"
             rows.append((r.assignment, r.student, r.score, r.max_score, verdict))
     return rows
+
+
+def _manual_points(course: Path, name: str) -> float:
+    """The points of an assignment's cells graded by hand (written answers, markdown grade
+    cells): autograding leaves them to the instructor, so the reference's score lacks them."""
+    notebook = notebook_names(course, name)[0]
+    nb = json.loads((course / "source" / name / f"{notebook}.ipynb").read_text())
+    return sum(
+        float(c["metadata"]["nbgrader"].get("points", 0))
+        for c in nb["cells"]
+        if c["cell_type"] == "markdown" and c.get("metadata", {}).get("nbgrader", {}).get("grade")
+    )

@@ -1,6 +1,8 @@
 """One module per nbgrader assignment: ``aN.py`` defines ``ASSIGNMENT``, its test cells
-with their points and its classic bugs. ``test_assignments.py`` finds them all, so a new
-assignment is one more module here."""
+with their points, its classic bugs as whole solutions (graded by nbgrader in
+``test_assignments.py``) and its catalogue of diagnosed bugs as patches of the reference
+solution (run in one process per assignment by ``test_assignment_diagnosis.py``). Both tests
+find them all, so a new assignment is one more module here."""
 
 from __future__ import annotations
 
@@ -22,10 +24,32 @@ class Bug:
 
 
 @dataclass(frozen=True)
+class Diagnosis:
+    """A classic bug as a patch of the reference solution: in solution cell ``cell`` (which
+    defines ``function``) every ``old`` becomes ``new``. Test cell ``loses`` must then fail,
+    every test cell before it pass, and the failure message contain ``says`` (the name of the
+    bug in ``assignments/README.md``'s table) and, when ``values``, the expected and the
+    obtained value ("expected ..., got ...")."""
+
+    cell: str
+    function: str
+    bug: str
+    old: str
+    new: str
+    loses: str
+    says: str
+    values: bool = True
+
+
+@dataclass(frozen=True)
 class Assignment:
     name: str
     points: tuple[tuple[str, float], ...]  # (test cell grade id, points), in notebook order
     bugs: tuple[Bug, ...]
+    diagnoses: tuple[Diagnosis, ...] = ()
+    # (grade id, points) of each cell an instructor grades by hand (a written answer):
+    # autograding scores it 0 and leaves it to the instructor when the student answered.
+    manual: tuple[tuple[str, float], ...] = ()
 
     @property
     def notebook(self) -> str:

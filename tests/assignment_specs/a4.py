@@ -1,7 +1,7 @@
 """a4_distilbert: DistilBERT's layer-subset initialisation, the masked cosine loss and the
 triple loss."""
 
-from assignment_specs import Assignment, Bug
+from assignment_specs import Assignment, Bug, Diagnosis
 
 # student_from_teacher built from a fresh model and load_state_dict, with holes to fill:
 # the default layer choice, the teacher layer that student layer k copies, and the
@@ -102,6 +102,8 @@ return ((1 - cos) * attention_mask).sum() / attention_mask.numel()
         "masked_cosine_loss",
         """
 keep = attention_mask.bool()
+if not keep.any():
+    raise ValueError("no real token")
 cos = F.cosine_similarity(student_hidden[keep], teacher_hidden[keep], dim=-1)
 return (1 - cos).mean()
 """,
@@ -122,6 +124,82 @@ return w_hard * soft + w_soft * hard + w_cos * cos
     ),
 )
 
+SFT, COS, TRI = "student_from_teacher", "masked_cosine_loss", "triple_loss"
+T_SFT, T_COPY, T_COS, T_TRI = (
+    "test_student_from_teacher",
+    "test_student_is_a_copy",
+    "test_masked_cosine_loss",
+    "test_triple_loss",
+)
+RET = "return student"
+PAIR = "student_hidden[keep], teacher_hidden.detach()[keep]"
+COS_LINE = f"cos = F.cosine_similarity({PAIR}, dim=-1)"
+
+A4_DIAGNOSES = (
+    Diagnosis(SFT, SFT, "layers (1, 3, ...): off by one", "range(0, num_layers, 2)",
+              "range(1, num_layers, 2)", T_SFT, "off by one"),
+    Diagnosis(SFT, SFT, "the first k layers", "student.bert.encoder.layer[i] for i in chosen",
+              "student.bert.encoder.layer[k] for k in range(len(chosen))", T_SFT,
+              "first k layers"),
+    Diagnosis(SFT, SFT, "config.num_hidden_layers not updated",
+              "student.config.num_hidden_layers = len(chosen)", "pass", T_SFT,
+              "num_hidden_layers"),
+    Diagnosis(SFT, SFT, "embeddings left at random", RET,
+              f"student.bert.embeddings = type(teacher)(teacher.config).bert.embeddings\n    {RET}",
+              T_SFT, "embeddings not copied"),
+    Diagnosis(SFT, SFT, "head left at random", RET,
+              f"student.classifier = type(teacher)(teacher.config).classifier\n    {RET}", T_SFT,
+              "head not copied"),
+    Diagnosis(SFT, SFT, "the teacher itself returned", "student = copy.deepcopy(teacher)",
+              "student = teacher", T_SFT, "a new model"),
+    Diagnosis(SFT, SFT, "empty layer list accepted", "if not chosen:", "if False:", T_SFT,
+              "(empty)"),
+    Diagnosis(SFT, SFT, "negative layer index accepted", "not 0 <= i < num_layers",
+              "not i < num_layers", T_SFT, "(out of range)"),
+    Diagnosis(SFT, SFT, "repeated or unordered layers accepted",
+              "if list(chosen) != sorted(set(chosen)):", "if False:", T_SFT, "(repeated)"),
+    Diagnosis(SFT, SFT, "embeddings shared with the teacher", RET,
+              f"student.bert.embeddings = teacher.bert.embeddings\n    {RET}", T_COPY,
+              "shared instead of copied"),
+    Diagnosis(COS, COS, "mean over every position, padding included", PAIR,
+              "student_hidden, teacher_hidden.detach()", T_COS, "averaged over padding"),
+    Diagnosis(COS, COS, "padding zeroed but counted", "return (1 - cos).mean()",
+              "return (1 - cos).sum() / attention_mask.numel()", T_COS, "averaged over padding"),
+    Diagnosis(COS, COS, "mean of per-sentence means", f"{COS_LINE}\n    return (1 - cos).mean()",
+              "cos = F.cosine_similarity(student_hidden, teacher_hidden.detach(), dim=-1)\n"
+              "    m = attention_mask.float()\n"
+              "    per = ((1 - cos) * m).sum(1) / m.sum(1).clamp(min=1)\n"
+              "    return per[m.sum(1) > 0].mean()", T_COS, "averaged per sentence first"),
+    Diagnosis(COS, COS, "teacher not detached", "teacher_hidden.detach()[keep]",
+              "teacher_hidden[keep]", T_COS, "gradients flowing into the teacher"),
+    Diagnosis(COS, COS, "cosine over the tokens", "dim=-1)", "dim=0)", T_COS,
+              "cosine over the wrong dimension"),
+    Diagnosis(COS, COS, "integer mask used as an index", "keep = attention_mask.bool()",
+              "keep = attention_mask", T_COS, "attention_mask.bool()"),
+    Diagnosis(COS, COS, "all-padding batch gives NaN", "if not keep.any():", "if False:", T_COS,
+              "no real token"),
+    Diagnosis(COS, COS, "cosine by hand, NaN for a zero vector",
+              f"F.cosine_similarity({PAIR}, dim=-1)",
+              "(student_hidden[keep] * teacher_hidden.detach()[keep]).sum(-1) / "
+              "(student_hidden[keep].norm(dim=-1) * teacher_hidden.detach()[keep].norm(dim=-1))",
+              T_COS, "zero hidden state"),
+    Diagnosis(TRI, TRI, "soft and hard weights swapped", "w_soft * soft + w_hard * hard",
+              "w_hard * soft + w_soft * hard", T_TRI, "weights applied to the wrong terms"),
+    Diagnosis(TRI, TRI, "soft term without T^2",
+              "soft_target_loss(student_logits, teacher_logits, temperature)",
+              "soft_target_loss(student_logits, teacher_logits, temperature) / temperature**2",
+              T_TRI, "missing T^2"),
+    Diagnosis(TRI, TRI, "hard loss at temperature T", "F.cross_entropy(student_logits, labels)",
+              "F.cross_entropy(student_logits / temperature, labels)", T_TRI,
+              "the hard loss must use the student's logits at T=1"),
+    Diagnosis(TRI, TRI, "teacher and student swapped in the soft term",
+              "soft_target_loss(student_logits, teacher_logits,",
+              "soft_target_loss(teacher_logits, student_logits,", T_TRI,
+              "teacher and student swapped"),
+    Diagnosis(TRI, TRI, "a weight of 0 still computes its term", " if w_cos else 0.0", "", T_TRI,
+              "a weight of 0 skips its term"),
+)
+
 ASSIGNMENT = Assignment(
     "a4_distilbert",
     (
@@ -131,4 +209,6 @@ ASSIGNMENT = Assignment(
         ("test_triple_loss", 3),
     ),
     A4_BUGS,
+    A4_DIAGNOSES,
+    manual=(("written_answer", 2),),
 )
