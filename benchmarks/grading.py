@@ -1,15 +1,20 @@
-"""Benchmark: sandboxed autograding of a batch of generated submissions, 1 and 2 workers.
+"""Benchmark: grading throughput, vanilla nbgrader against kdlab's sandboxed grading.
 
-From the release and the reference solution of one assignment (default
-``a2_quantization_pruning``, which needs no data and no training), N submissions in a fixed
-mix: half good (the reference solution), the rest the untouched release, a syntax error, an
-infinite loop (it costs one cell timeout), a memory bomb and a kernel that exits. For each
-worker count, in a fresh copy of the course: release, collect, ``kdlab.grading.autograde``.
-Measured: wall time of the grading batch, submissions per minute, the peak resident memory
-of the whole process tree (this process, the nbgrader processes and their kernels, sampled
-every 0.2 s) and of its largest process, and lost grades: a submission that should have a
-grade (every kind but the exiting kernel) with none in the gradebook, or a good one below
-full marks. Saves ``benchmarks/results/grading.json``.
+The same N good submissions (the reference solution of one assignment, default
+``a2_quantization_pruning``, which needs no data and no training) are graded, one run after
+the other in a fresh copy of the course each (release, collect, grade):
+
+- ``nbgrader``: vanilla ``nbgrader autograde ASSIGNMENT``, one process for the batch,
+  serial, a plain ``python3`` kernel per submission, no sandbox;
+- ``kdlab``: ``kdlab.grading.autograde`` with 1 worker, then 2 (and any other count given):
+  a long-lived grading process per worker slot runs nbgrader's converter, and each
+  submission gets a fresh sandboxed kernel forked from the slot's warm kernel server.
+  The workers are started anew for each run, so each run pays its own start-up.
+
+Measured: wall time of the batch, submissions per minute, the ratio of throughput to
+vanilla nbgrader's, the peak resident memory of the whole process tree (sampled every
+0.2 s), lost grades (a submission with no grade in the gradebook) and grades that differ
+from vanilla nbgrader's for the same submission. Saves ``benchmarks/results/grading.json``.
 
     python benchmarks/grading.py                       # a2, 30 submissions, 1 and 2 workers
     python benchmarks/grading.py -n 6 --workers 2      # a quick run
@@ -21,54 +26,18 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 from kdlab import grading
-from kdlab.grading.nbgrader import copy_course, open_gradebook, source_of
+from kdlab.grading.nbgrader import copy_course, nbgrader_command, nbgrader_env, open_gradebook
+from kdlab.grading.warm_worker import close_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-
-# What each kind of submission does to the first solution cell, and its expected outcome.
-MIX = (
-    "good",
-    "untouched",
-    "good",
-    "syntax-error",
-    "good",
-    "infinite-loop",
-    "good",
-    "memory-bomb",
-    "good",
-    "kernel-exit",
-)
-DEFECTS = {
-    "syntax-error": "def oops(:\n",
-    "infinite-loop": "while True:\n    pass\n",
-    "memory-bomb": "_hog = []\nwhile True:\n    _hog.append(bytearray(10**8))\n",
-    "kernel-exit": "import os\nos._exit(1)\n",
-}
-
-
-def submissions(release: dict, source: dict, n: int) -> dict[str, tuple[str, dict]]:
-    """``n`` submissions, ``{student: (kind, notebook)}``, kinds cycling through MIX."""
-    reference = grading.reference_submission(release, source)
-    first = next(
-        c for c in reference["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("solution")
-    )
-    at = reference["cells"].index(first)
-    out = {}
-    for i in range(n):
-        kind = MIX[i % len(MIX)]
-        nb = json.loads(json.dumps(release if kind == "untouched" else reference))
-        if kind in DEFECTS:
-            cell = nb["cells"][at]
-            cell["source"] = DEFECTS[kind] + source_of(cell)
-        out[f"s{i:03d}-{kind}"] = (kind, nb)
-    return out
 
 
 def _tree_rss() -> tuple[int, int]:
@@ -115,54 +84,96 @@ class PeakMemory:
         self._thread.join()
 
 
-def grade_batch(
-    source_course: Path, assignment: str, n: int, workers: int, limits: grading.Limits, tmp: Path
-) -> dict:
-    """Release, collect and autograde ``n`` generated submissions with ``workers`` workers
-    in a fresh copy of ``source_course``; what was measured."""
-    course = copy_course(source_course, tmp / f"course-{workers}", [assignment])
+def prepare(source_course: Path, assignment: str, n: int, dest: Path) -> Path:
+    """A fresh copy of ``source_course`` at ``dest`` with ``assignment`` released and ``n``
+    collected submissions of its reference solution (students ``s000``...)."""
+    course = copy_course(source_course, dest, [assignment])
     leaks = grading.release(course, [assignment])[assignment]
     if leaks:
         raise RuntimeError(f"the release of {assignment} leaks: {leaks[:3]}")
-    nb_name = f"{assignment}.ipynb"
-    release = json.loads((course / "release" / assignment / nb_name).read_text())
-    source = json.loads((course / "source" / assignment / nb_name).read_text())
-    subs = submissions(release, source, n)
-    drop = tmp / f"dropbox-{workers}"
+    name = f"{assignment}.ipynb"
+    release = json.loads((course / "release" / assignment / name).read_text())
+    source = json.loads((course / "source" / assignment / name).read_text())
+    good = json.dumps(grading.reference_submission(release, source))
+    drop = dest.parent / f"{dest.name}-dropbox"
     drop.mkdir()
-    for student, (_, nb) in subs.items():
-        (drop / f"{student}_{assignment}.ipynb").write_text(json.dumps(nb))
+    for i in range(n):
+        (drop / f"s{i:03d}_{assignment}.ipynb").write_text(good)
     grading.collect(course, drop)
+    return course
+
+
+def _vanilla(course: Path, assignment: str, limits: grading.Limits) -> str:
+    """``nbgrader autograde ASSIGNMENT`` as nbgrader's documentation runs it; its log."""
+    args = ["autograde", assignment, "--force", f"--Execute.timeout={limits.cell_seconds}"]
+    done = subprocess.run(
+        nbgrader_command(*args), cwd=course, env=nbgrader_env(), capture_output=True, text=True
+    )
+    return done.stdout + done.stderr
+
+
+def _failed_cells(course: Path, assignment: str, student: str) -> list[str]:
+    """``grade id: error`` of each cell of the autograded notebook with an error output."""
+    path = course / "autograded" / student / assignment / f"{assignment}.ipynb"
+    if not path.is_file():
+        return []
+    failed = []
+    for cell in json.loads(path.read_text())["cells"]:
+        for out in cell.get("outputs", []):
+            if out["output_type"] == "error":
+                gid = cell["metadata"].get("nbgrader", {}).get("grade_id", "?")
+                failed.append(f"{gid}: {out['ename']}: {str(out.get('evalue'))[:200]}")
+    return failed
+
+
+def grade_batch(
+    source_course: Path,
+    assignment: str,
+    n: int,
+    workers: int | None,
+    limits: grading.Limits,
+    tmp: Path,
+) -> dict:
+    """Grade ``n`` good submissions with vanilla nbgrader (``workers`` None) or with kdlab
+    and ``workers`` workers, in a fresh copy of ``source_course``; what was measured."""
+    label = "nbgrader" if workers is None else f"kdlab-{workers}"
+    course = prepare(source_course, assignment, n, tmp / label)
     caps = grading.probe()
+    close_workers()  # each run starts its grading processes itself
     with PeakMemory() as peak:
         start = time.perf_counter()
-        results = grading.autograde(course, [assignment], workers=workers, limits=limits, caps=caps)
+        if workers is None:
+            log = _vanilla(course, assignment, limits)
+        else:
+            results = grading.autograde(
+                course, [assignment], workers=workers, limits=limits, caps=caps, progress=False
+            )
+            log = "\n".join(f"{r.student}: {r.error}" for r in results if r.error)
         wall = time.perf_counter() - start
+    close_workers()
     with open_gradebook(course) as gb:
         recorded = {
             s.student.id: (float(s.score), float(s.max_score))
             for s in gb.assignment_submissions(assignment)
         }
-    by_student = {r.student: r for r in results}
-    lost = sorted(s for s, (kind, _) in subs.items() if kind != "kernel-exit" and s not in recorded)
-    wrong = sorted(
-        s
-        for s, (kind, _) in subs.items()
-        if kind == "good" and (s not in recorded or recorded[s][0] != recorded[s][1])
-    )
+    students = [f"s{i:03d}" for i in range(n)]
+    lost = [s for s in students if s not in recorded]
     return {
-        "workers": workers,
+        "grader": "nbgrader" if workers is None else "kdlab",
+        "workers": 1 if workers is None else workers,
+        "sandbox": workers is not None,
         "submissions": n,
         "wall_seconds": wall,
         "per_minute": 60 * n / wall,
         "peak_tree_rss_mb": peak.total / 2**20,
         "peak_process_rss_mb": peak.largest / 2**20,
         "lost": lost,
-        "good_below_full": wrong,
-        "errors": {s: r.error for s, r in by_student.items() if r.error},
-        "scores": {s: r.score for s, r in by_student.items()},
+        "scores": {s: recorded.get(s, (None,))[0] for s in students},
+        "max_score": max((m for _, m in recorded.values()), default=None),
+        "log_tail": log[-2000:] if lost else "",
+        "failed_cells": {s: _failed_cells(course, assignment, s) for s in students},
         "gradebook_problems": grading.check_gradebook(course),
-        "sandbox_warnings": caps.warnings(),
+        "sandbox_warnings": caps.warnings() if workers is not None else [],
     }
 
 
@@ -173,16 +184,21 @@ def run(
     workers: list[int],
     limits: grading.Limits,
 ) -> dict:
-    """Grade the same ``n`` generated submissions once per worker count, one after the
-    other (same load on the machine, so the ratio means more than each time)."""
+    """Grade the same ``n`` good submissions with vanilla nbgrader, then with kdlab once per
+    worker count, one after the other (same load on the machine, so the ratios mean more
+    than each time)."""
     if n < 1:
         raise ValueError(f"n must be at least 1 submission, got {n}")
     start, load = time.perf_counter(), os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="kdlab-bench-grading-") as tmp:
-        runs = [grade_batch(Path(course), assignment, n, w, limits, Path(tmp)) for w in workers]
+        runs = [
+            grade_batch(Path(course), assignment, n, w, limits, Path(tmp)) for w in [None, *workers]
+        ]
+    for r in runs:
+        r["throughput_ratio"] = r["per_minute"] / runs[0]["per_minute"]
+        r["differ"] = sorted(s for s, v in r["scores"].items() if v != runs[0]["scores"][s])
     return {
         "assignment": assignment,
-        "mix": list(MIX),
         "limits": {
             "cell_seconds": limits.cell_seconds,
             "notebook_seconds": limits.notebook_seconds,
@@ -199,33 +215,33 @@ def run(
 def report(result: dict) -> str:
     runs = result["runs"]
     lines = [
-        f"Sandboxed autograding of {runs[0]['submissions']} generated submissions of "
-        f"{result['assignment']} ({result['machine']}, load average "
-        f"{result['load_average']['start']:.1f} at the start, "
-        f"{result['load_average']['end']:.1f} at the end; cell limit "
-        f"{result['limits']['cell_seconds']} s)",
+        f"Autograding {runs[0]['submissions']} good submissions of {result['assignment']} "
+        f"({result['machine']}, load average {result['load_average']['start']:.1f} at the "
+        f"start, {result['load_average']['end']:.1f} at the end)",
         "",
-        "| workers | wall s | submissions / min | peak memory, all processes MB | "
-        "largest process MB | lost grades | good below full | errors |",
-        "|---|---|---|---|---|---|---|---|",
+        "| grader | workers | sandbox | wall s | submissions / min | throughput vs nbgrader | "
+        "lost grades | grades unlike nbgrader's | peak memory, all processes MB | "
+        "largest process MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         lines.append(
-            f"| {r['workers']} | {r['wall_seconds']:.0f} | {r['per_minute']:.1f} | "
-            f"{r['peak_tree_rss_mb']:.0f} | {r['peak_process_rss_mb']:.0f} | {len(r['lost'])} | "
-            f"{len(r['good_below_full'])} | {len(r['errors'])} |"
-        )
-    if len(runs) > 1:
-        lines.append("")
-        lines.append(
-            f"- speed-up of {runs[-1]['workers']} workers over {runs[0]['workers']}: "
-            f"{runs[0]['wall_seconds'] / runs[-1]['wall_seconds']:.2f}x"
+            f"| {r['grader']} | {r['workers']} | {'yes' if r['sandbox'] else 'no'} | "
+            f"{r['wall_seconds']:.0f} | {r['per_minute']:.1f} | {r['throughput_ratio']:.2f}x | "
+            f"{len(r['lost'])} | {len(r['differ'])} | {r['peak_tree_rss_mb']:.0f} | "
+            f"{r['peak_process_rss_mb']:.0f} |"
         )
     for r in runs:
+        label = f"{r['grader']}, {r['workers']} worker(s)"
         for problem in r["gradebook_problems"]:
-            lines.append(f"- gradebook ({r['workers']} workers): {problem}")
-        for warning in r["sandbox_warnings"]:
-            lines.append(f"- not enforced: {warning}")
+            lines.append(f"- gradebook ({label}): {problem}")
+        if r["lost"]:
+            lines.append(f"- lost ({label}): {r['lost'][:5]}; log: {r['log_tail'][-300:]}")
+        for student in r["differ"][:3]:
+            failed = "; ".join(r["failed_cells"][student]) or "no failed cell"
+            lines.append(f"- grade unlike nbgrader's ({label}): {student}: {failed[:300]}")
+    for warning in runs[-1]["sandbox_warnings"]:
+        lines.append(f"- not enforced: {warning}")
     return "\n".join(lines)
 
 
@@ -234,8 +250,8 @@ def main() -> None:
     parser.add_argument("--assignment", default="a2_quantization_pruning")
     parser.add_argument("-n", type=int, default=30, help="submissions")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--cell-timeout", type=int, default=30)
-    parser.add_argument("--notebook-timeout", type=int, default=300)
+    parser.add_argument("--cell-timeout", type=int, default=120)
+    parser.add_argument("--notebook-timeout", type=int, default=600)
     parser.add_argument("--memory-mb", type=int, default=3000)
     args = parser.parse_args()
     limits = grading.Limits(

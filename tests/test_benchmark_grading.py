@@ -1,11 +1,11 @@
-"""benchmarks/grading.py grades a small batch of generated submissions and reports what it
-measured: no lost grade, the expected score of each kind of submission."""
+"""benchmarks/grading.py grades a small batch of good submissions with vanilla nbgrader and
+with kdlab, and reports what it measured: no lost grade, full marks, ratios to nbgrader."""
 
 import pytest
 
 pytest.importorskip("nbgrader")
 
-from fixtures.grading_corpus import ASSIGNMENT, FULL, POINTS, write_assignment  # noqa: E402
+from fixtures.grading_corpus import ASSIGNMENT, FULL, write_assignment  # noqa: E402
 from nbgrader_helpers import COURSE_ROOT  # noqa: E402
 from test_benchmarks import load  # noqa: E402
 
@@ -20,16 +20,22 @@ def test_grading_benchmark_loses_no_grade_and_reports_its_numbers(tmp_path):
     course.mkdir()
     (course / "nbgrader_config.py").write_bytes((COURSE_ROOT / "nbgrader_config.py").read_bytes())
     write_assignment(course)
-    limits = Limits(cell_seconds=10, notebook_seconds=60, memory_mb=256)
-    result = bench.run(course, ASSIGNMENT, 4, [2], limits)
-    (r,) = result["runs"]
-    assert r["lost"] == [] and r["good_below_full"] == [] and r["gradebook_problems"] == []
-    # good, untouched, good, syntax error in the first answer (add): its test cell scores 0
-    expected = [FULL, 0, FULL, FULL - POINTS["test_add"]]
-    assert [r["scores"][s] for s in sorted(r["scores"])] == expected
-    assert r["per_minute"] == pytest.approx(60 * 4 / r["wall_seconds"])
-    assert 0 < r["peak_process_rss_mb"] <= r["peak_tree_rss_mb"]
+    limits = Limits(cell_seconds=10, notebook_seconds=60, memory_mb=2048)
+    result = bench.run(course, ASSIGNMENT, 3, [2], limits)
+    vanilla, kdlab = result["runs"]
+    assert (vanilla["grader"], vanilla["sandbox"]) == ("nbgrader", False)
+    assert (kdlab["grader"], kdlab["workers"], kdlab["sandbox"]) == ("kdlab", 2, True)
+    for r in (vanilla, kdlab):
+        assert r["lost"] == [] and r["differ"] == [] and r["gradebook_problems"] == []
+        assert list(r["scores"].values()) == [FULL] * 3
+        assert r["per_minute"] == pytest.approx(60 * 3 / r["wall_seconds"])
+        assert 0 < r["peak_process_rss_mb"] <= r["peak_tree_rss_mb"]
+    assert vanilla["throughput_ratio"] == 1.0
+    assert kdlab["throughput_ratio"] == pytest.approx(
+        vanilla["wall_seconds"] / kdlab["wall_seconds"]
+    )
     text = bench.report(result)
-    assert f"| 2 | {r['wall_seconds']:.0f} | {r['per_minute']:.1f} |" in text
+    row = f"| kdlab | 2 | yes | {kdlab['wall_seconds']:.0f} | {kdlab['per_minute']:.1f} | "
+    assert row + f"{kdlab['throughput_ratio']:.2f}x | 0 | 0 |" in text
     with pytest.raises(ValueError, match="n must be"):
         bench.run(course, ASSIGNMENT, 0, [2], limits)

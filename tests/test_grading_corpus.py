@@ -3,8 +3,10 @@
 A tiny plain-Python assignment is released in a temporary course; every bad submission of
 the corpus is collected beside two good ones and graded with 2 workers and short limits.
 Each must end with its expected score per test cell or its per-student error, the batch
-must finish, the good submissions keep full marks, and the gradebook passes its checks.
-Then one more submission, graded alone, runs past the wall limit per submission.
+must finish, the good submissions keep full marks, and the gradebook passes its checks. A
+kernel that dies in a cell (exit, segfault, kill, a process flood) costs only the tests
+that depend on that cell. Then one more submission, graded alone, runs past the wall limit
+per submission.
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ from kdlab import grading  # noqa: E402
 
 pytestmark = pytest.mark.nbgrader
 
-LIMITS = grading.Limits(cell_seconds=10, notebook_seconds=60, memory_mb=256)
+# Memory for a kernel forked from the warm kernel server (torch imported: about 800 MB of
+# private mappings) and a little more; 64 processes and threads for the sandbox user.
+LIMITS = grading.Limits(cell_seconds=10, notebook_seconds=90, memory_mb=2048, processes=64)
 # Two answers that loop for a cell limit each: past the wall limit whatever the start-up.
+# Too little memory for a warm kernel: this one starts cold, through the launcher.
 WALL = grading.Limits(cell_seconds=5, notebook_seconds=6, memory_mb=256)
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"
 
@@ -182,3 +187,24 @@ def test_limits_act_inside_the_cell(graded):
     assert "MemoryError" in errors("memory-bomb")
     assert "CellTimeoutError" in errors("loop-in-answer")
     assert "CellTimeoutError" in errors("loop-in-function")
+
+
+def _outputs(graded: Graded, student: str) -> dict[str, list[dict]]:
+    path = graded.course / "autograded" / student / ASSIGNMENT / NOTEBOOK
+    cells = read_notebook(path)["cells"]
+    return {c["metadata"]["nbgrader"]["grade_id"]: c.get("outputs", []) for c in cells}
+
+
+def test_a_dead_kernel_fails_its_cell_and_grading_goes_on(graded):
+    for student, dead in [("os-exit", "add"), ("segfault", "add"), ("exit-in-test", "test_mean")]:
+        outputs = _outputs(graded, student)
+        enames = {o["ename"] for o in outputs[dead] if o["output_type"] == "error"}
+        assert enames == {"DeadKernelError"}, (student, outputs[dead])
+    # The fresh kernel ran the cells above again, but not the dead one: add is undefined.
+    add_errors = [o for o in _outputs(graded, "os-exit")["test_add"] if o["output_type"] == "error"]
+    assert [o["ename"] for o in add_errors] == ["NameError"]
+
+
+def test_child_processes_work_within_the_process_limit(graded):
+    text = "".join("".join(o.get("text", "")) for o in _outputs(graded, "child-processes")["add"])
+    assert "children worked" in text, _outputs(graded, "child-processes")["add"]

@@ -4,6 +4,8 @@ the sandbox probe and the command line."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import zipfile
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from kdlab import cli, grading
 from kdlab.grading.collecting import _parse_name
 from kdlab.grading.slot import _drop_duplicate_ids, _error_from_log
+from kdlab.grading.warm_worker import kill_user
 
 KNOWN = ["a1_soft_targets", "a2_quantization_pruning"]
 
@@ -110,6 +113,28 @@ def test_kernel_spec_applies_what_the_probe_found(tmp_path):
     argv = spec["argv"]
     assert "--no-network" in argv and "--uid" in argv and "--hide" not in argv
     assert argv[-2:] == ["-f", "{connection_file}"]
+
+
+def test_kernel_spec_with_a_server_relays_to_it(tmp_path):
+    caps = grading.Capabilities(61000, True, True)
+    server = tmp_path / "server"
+    spec = grading.kernel_spec(
+        grading.Limits(), caps, home=tmp_path, pidfile=tmp_path / "p", hide=[], server=server
+    )
+    argv = spec["argv"]
+    assert argv[3:5] == ["relay", str(server)] and "launch" not in argv
+    assert "--uid" in argv and argv[-2:] == ["-f", "{connection_file}"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to a sandbox user needs root")
+def test_kill_user_ends_every_process_of_the_sandbox_user():
+    uid = 61090  # a sandbox user id no grading slot uses here
+    sleepers = [
+        subprocess.Popen(["sleep", "60"], user=uid, group=uid, start_new_session=True)
+        for _ in range(3)
+    ]
+    kill_user(uid)
+    assert [p.wait(timeout=10) for p in sleepers] == [-9, -9, -9]
 
 
 def test_probe_runs_and_explains():

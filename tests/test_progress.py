@@ -17,7 +17,7 @@ from kdlab import grading, runtime
 from kdlab.data import batches
 from kdlab.distill import Distiller
 from kdlab.distill import bert as bert_training
-from kdlab.grading import autograding, sandbox, slot
+from kdlab.grading import autograding, slot
 from kdlab.grading.grades import GradeResult
 from kdlab.models import StudentMLP
 from kdlab.recipes import beyond_logits, distilbert, mnist_family, patient_teacher, pipeline
@@ -210,13 +210,14 @@ def test_the_grading_kernel_runs_without_progress_bars(tmp_path, monkeypatch):
     class Stop(Exception):
         pass
 
-    def spec(*args, env=None, **kwargs):
-        seen.update(env or {})
-        raise Stop
+    class Worker:  # the slot's grading process, which builds the kernel from job.spec
+        def grade(self, job):
+            seen.update(job.spec["env"])
+            raise Stop
 
     monkeypatch.setattr(slot, "_grade_ids", lambda *args: {"x"})
     monkeypatch.setattr(slot, "_precheck", lambda *args: "")
-    monkeypatch.setattr(sandbox, "kernel_spec", spec)
+    monkeypatch.setattr(slot, "worker", lambda slot_number: Worker())
     monkeypatch.setenv("KDLAB_PROGRESS", "1")
     caps = grading.Capabilities(None, False, False, "test", "test")
     batch = tmp_path / "batch"

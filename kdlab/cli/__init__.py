@@ -1,6 +1,7 @@
 """The ``kdlab`` command line: ``kdlab course`` runs the course, ``kdlab check`` the set-up;
 ``release``, ``selfcheck``, ``collect``, ``autograde``, ``feedback`` and ``export`` are the
-instructor's workflow (assignments/README.md)."""
+instructor's workflow (assignments/README.md); ``validate`` is the students' check before
+they submit."""
 
 from __future__ import annotations
 
@@ -163,16 +164,26 @@ def _collect(args: argparse.Namespace) -> int:
 def _autograde(args: argparse.Namespace) -> int:
     from kdlab.grading import autograde, check_gradebook, write_report
 
-    caps = _sandbox_report()
     course = Path(args.course)
-    results = autograde(
-        course,
-        args.assignments or None,
-        students=args.student or None,
-        workers=args.workers,
-        limits=_limits(args),
-        caps=caps,
-    )
+    if args.scheduler:
+        from kdlab.grading.cluster import autograde_on_cluster
+
+        results = autograde_on_cluster(
+            course,
+            args.scheduler,
+            args.assignments or None,
+            students=args.student or None,
+            limits=_limits(args),
+        )
+    else:
+        results = autograde(
+            course,
+            args.assignments or None,
+            students=args.student or None,
+            workers=args.workers,
+            limits=_limits(args),
+            caps=_sandbox_report(),
+        )
     status = _print_results(results)
     write_report(results, course / "grading_report.csv")
     print(f"report: {course / 'grading_report.csv'}")
@@ -185,17 +196,38 @@ def _autograde(args: argparse.Namespace) -> int:
 def _feedback(args: argparse.Namespace) -> int:
     from kdlab.grading import feedback
 
-    feedback(Path(args.course), args.assignments or None)
+    feedback(Path(args.course), args.assignments or None, show_hidden_tests=args.show_hidden_tests)
     print(f"feedback pages are in {Path(args.course) / 'feedback'}/")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from kdlab.grading import export_grades
+    from kdlab.grading import export_grades, export_per_question
 
-    export_grades(Path(args.course), Path(args.csv))
-    print(f"grades written to {args.csv}")
+    if not args.csv and not args.per_question:
+        print("error: name a CSV file, --per-question PATH, or both", file=sys.stderr)
+        return 2
+    if args.csv:
+        export_grades(Path(args.course), Path(args.csv))
+        print(f"grades written to {args.csv}")
+    if args.per_question:
+        report = export_per_question(Path(args.course), Path(args.per_question))
+        print(f"{report.students} students, {len(report.columns)} columns: {args.per_question}")
+        for item in report.pending:
+            print(f"pending manual grading (left empty): {item}")
+        for item in report.ungraded:
+            print(f"WARNING: submitted but not graded (left empty): {item}", file=sys.stderr)
     return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from kdlab.grading.validating import validate
+
+    result = validate(
+        Path(args.notebook), Path(args.course), assignment=args.assignment, limits=_limits(args)
+    )
+    print("\n".join(result.lines()))
+    return 0 if result.ok else 1
 
 
 def _instructor(sub) -> None:
@@ -221,10 +253,25 @@ def _instructor(sub) -> None:
     collect.add_argument("source", help="a folder or a zip archive of submissions")
     autograde = command("autograde", _autograde, "grade submissions in parallel, sandboxed")
     autograde.add_argument("--student", action="append", help="grade only this student")
+    autograde.add_argument(
+        "--scheduler", help="grade on this Dask cluster (tcp://HOST:8786) instead of here"
+    )
     grading(autograde)
-    command("feedback", _feedback, "one HTML feedback page per graded submission")
-    export = command("export", _export, "write the gradebook's grades to a CSV file", False)
-    export.add_argument("csv", help="the CSV file to write, e.g. grades.csv")
+    feedback = command("feedback", _feedback, "one HTML feedback page per graded submission")
+    feedback.add_argument(
+        "--show-hidden-tests",
+        action="store_true",
+        help="show the hidden tests' code and tracebacks (default: each failing test's message)",
+    )
+    export = command("export", _export, "write the gradebook's grades to CSV files", False)
+    export.add_argument("csv", nargs="?", help="nbgrader's export to this file, e.g. grades.csv")
+    export.add_argument(
+        "--per-question", metavar="PATH", help="a column per test cell, for Canvas or Moodle"
+    )
+    validate = command("validate", _validate, "check a notebook before submitting it", False)
+    validate.add_argument("notebook", help="your assignment notebook (.ipynb)")
+    validate.add_argument("--assignment", help="default: from the file name or its cells")
+    grading(validate)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,19 +8,19 @@ parallel and in a sandbox, feedback, grades. nbgrader does the work; its gradebo
 - ``autograding``: ``autograde`` in parallel, one worker slot per submission at a time
 - ``slot``: one submission graded in its own scratch folder, with the sandbox kernel
 - ``sandbox``: that kernel's launcher (limits, namespaces, user) and the machine probe
-- ``grades``: results, their CSV report, the gradebook check, feedback, export
+- ``grades``: results, their CSV report, the gradebook check
+- ``feedback``: feedback pages that show failing tests' messages, not the hidden tests
+- ``exporting``: nbgrader's CSV export and the per-question CSV for Canvas and Moodle
+- ``validating``: the student's check of a notebook before submitting
+- ``cluster``: autograde on a Dask cluster, the gradebook written by this process
 - ``reference``: the reference submission and the self-check
 """
 
 from kdlab.grading.autograding import autograde
 from kdlab.grading.collecting import CollectReport, collect
-from kdlab.grading.grades import (
-    GradeResult,
-    check_gradebook,
-    export_grades,
-    feedback,
-    write_report,
-)
+from kdlab.grading.exporting import export_grades, export_per_question
+from kdlab.grading.feedback import feedback
+from kdlab.grading.grades import GradeResult, check_gradebook, write_report
 from kdlab.grading.nbgrader import assignments, run_nbgrader
 from kdlab.grading.reference import reference_submission, selfcheck
 from kdlab.grading.releasing import release, release_leaks
@@ -36,6 +36,7 @@ __all__ = [
     "check_gradebook",
     "collect",
     "export_grades",
+    "export_per_question",
     "feedback",
     "kernel_spec",
     "probe",

@@ -1,5 +1,6 @@
 """Autograde in parallel: every submission of the chosen assignments, ``workers`` at a
-time, each in its own slot and sandbox (:mod:`kdlab.grading.slot`). nbgrader's gradebook
+time, each in its own slot and sandbox (:mod:`kdlab.grading.slot`), graded by the slot's
+long-lived grading process (:mod:`kdlab.grading.warm_worker`). nbgrader's gradebook
 (``gradebook.db`` in the course root) stays the record.
 
 Each submission is reported as it finishes, one line on the instructor's terminal (stderr):
@@ -24,6 +25,7 @@ from kdlab.grading.grades import GradeResult
 from kdlab.grading.nbgrader import check_course, pick
 from kdlab.grading.sandbox import Capabilities, Limits
 from kdlab.grading.slot import grade_in_slot
+from kdlab.grading.warm_worker import worker
 
 __all__ = ["autograde", "progress_line"]
 
@@ -91,7 +93,9 @@ def autograde(
     stream: TextIO | None = None,
 ) -> list[GradeResult]:
     """Grade every submission of ``names`` (default: all assignments), or those of
-    ``students``, with ``workers`` nbgrader processes at a time, each in its own sandbox.
+    ``students``, ``workers`` at a time, each in its own sandbox: one long-lived grading
+    process per worker runs nbgrader, with a fresh kernel per submission forked from that
+    process's warm kernel server (:mod:`kdlab.grading.warm_worker`).
     The assignments must have been released (``release``) so the gradebook knows them.
 
     With ``progress``, say how many submissions there are, then one line per submission
@@ -120,6 +124,8 @@ def autograde(
     slots: queue.Queue = queue.Queue()
     for slot in range(workers):
         slots.put(slot)
+        if jobs:
+            worker(slot).start()  # the grading processes load side by side
     out = (sys.stderr if stream is None else stream) if progress else None
     if out is not None:
         print(f"grading {len(jobs)} submission(s), {workers} at a time", file=out, flush=True)

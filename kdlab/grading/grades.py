@@ -1,5 +1,5 @@
-"""What grading leaves: one result per submission and its CSV report, the gradebook's
-integrity check, the feedback pages and the grades exported from the gradebook."""
+"""What grading leaves: one result per submission and its CSV report, and the gradebook's
+integrity check."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from kdlab.grading.nbgrader import check_course, open_gradebook, pick, run_nbgrader
+from kdlab.grading.nbgrader import check_course, open_gradebook
 
-__all__ = ["GradeResult", "check_gradebook", "export_grades", "feedback", "write_report"]
+__all__ = ["GradeResult", "check_gradebook", "write_report"]
 
 
 @dataclass
@@ -57,16 +57,3 @@ def check_gradebook(course: Path) -> list[str]:
                         if g.score is None or not 0 <= g.score <= g.max_score:
                             problems.append(f"{sub.student.id}/{g.name}: score {g.score}")
     return problems
-
-
-def feedback(course: Path, names: list[str] | None = None) -> None:
-    """``nbgrader generate_feedback`` for each assignment: one HTML page per student."""
-    course = check_course(course)
-    for name in pick(course, names):
-        if any((course / "autograded").glob(f"*/{name}")):
-            run_nbgrader(course, "generate_feedback", name, "--force")
-
-
-def export_grades(course: Path, path: Path) -> None:
-    """``nbgrader export``: the gradebook as a CSV file at ``path``."""
-    run_nbgrader(check_course(course), "export", f"--to={Path(path).resolve()}")

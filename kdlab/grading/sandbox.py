@@ -20,6 +20,10 @@ nbgrader, then
    in a folder of the grading scratch (ZeroMQ ``ipc`` transport: TCP would need the network
    that step 1 removed).
 
+The same steps (:func:`confine`) run in a kernel forked by the warm kernel server
+(:mod:`kdlab.grading.kernel_server`), which has imported torch once; the kernelspec then
+runs this file as a relay (``relay``) that stands in for that kernel towards Jupyter.
+
 Each step that the machine does not permit is skipped; :func:`probe` finds out beforehand,
 and :meth:`Capabilities.warnings` says what is then not enforced. The launcher runs as a
 plain script (``python -I sandbox.py``) so that it imports neither kdlab nor torch: it
@@ -39,7 +43,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Capabilities", "Limits", "kernel_spec", "probe"]
+__all__ = ["Capabilities", "Limits", "confine", "kernel_spec", "probe"]
 
 # Grading slot k runs its kernels as user id FIRST_UID + k (no name needed).
 FIRST_UID = 61000
@@ -54,8 +58,9 @@ MS_REC, MS_PRIVATE = 0x4000, 1 << 18
 class Limits:
     """What one submission may use. ``cell_seconds`` is nbgrader's per-cell timeout
     (``Execute.timeout``), ``notebook_seconds`` the wall limit on grading one submission
-    (the grading process and its kernel are killed after it, and also the kernel's CPU
-    time limit), ``memory_mb`` the kernel's private memory (heap and private mappings),
+    (every process of the submission's kernel is killed after it, and it is also the
+    kernel's CPU time limit), ``memory_mb`` the kernel's private memory (heap and private
+    mappings; a kernel forked from the warm server starts with about 0.9 GB of it in use),
     ``file_mb`` the largest file it may write, ``processes`` the most processes and
     threads of the sandbox user."""
 
@@ -173,9 +178,12 @@ def kernel_spec(
     pidfile: Path,
     hide: list[Path],
     env: dict[str, str] | None = None,
+    server: Path | None = None,
 ) -> dict:
-    """A kernelspec (``kernel.json``) that starts ``ipykernel`` through the launcher."""
-    launcher = [sys.executable, "-I", str(Path(__file__).resolve()), "launch"]
+    """A kernelspec (``kernel.json``) that starts ``ipykernel`` through the launcher, or,
+    with ``server``, has the warm kernel server listening there fork a confined kernel."""
+    launcher = [sys.executable, "-I", str(Path(__file__).resolve())]
+    launcher += ["launch"] if server is None else ["relay", str(server)]
     launcher += [
         "--memory-mb",
         str(limits.memory_mb),
@@ -258,10 +266,11 @@ def _probe_child() -> dict:
     return found
 
 
-def _launch(argv: list[str]) -> None:
-    """Apply the limits in ``argv`` (the kernelspec's launcher options), then exec the kernel."""
+def confine(argv: list[str], environ: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Apply the limits in ``argv`` (the kernelspec's launcher options, ``--``, the kernel's
+    command) to this process; the kernel's environment (from ``environ``) and command."""
     split = argv.index("--")
-    options, command = argv[:split], argv[split + 1 :]
+    options, command = argv[:split], list(argv[split + 1 :])
     opts: dict[str, list[str]] = {}
     flags = {"--no-network"}
     i = 0
@@ -295,7 +304,7 @@ def _launch(argv: list[str]) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
     resource.setrlimit(resource.RLIMIT_FSIZE, (int(opts["--file-mb"][0]) * mb,) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    env = dict(os.environ)
+    env = dict(environ)
     for item in opts.get("--setenv", []):
         key, _, value = item.partition("=")
         env[key] = value
@@ -316,13 +325,40 @@ def _launch(argv: list[str]) -> None:
         os.setgid(uid)
         os.setuid(uid)
         env.update(USER=f"uid{uid}", LOGNAME=f"uid{uid}")
-    os.execvpe(command[0], command, env)
+    return env, command
+
+
+def _relay(server: str, argv: list[str]) -> int:
+    """Stand in for a kernel forked by the warm kernel server at ``server`` (a Unix socket,
+    :mod:`kdlab.grading.kernel_server`): ask it for a kernel confined by ``argv``, pass
+    the signals that Jupyter sends this process on to the kernel, and exit when it exits.
+    The server kills the kernel when this process dies, even by SIGKILL."""
+    import signal
+    import socket
+
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(server)
+    request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}
+    conn.sendall(json.dumps(request).encode() + b"\n")
+    replies = conn.makefile("rb")
+    pid = json.loads(replies.readline())["pid"]
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP):
+        signal.signal(signum, lambda n, _: os.kill(pid, n))
+    line = replies.readline()
+    status = json.loads(line)["status"] if line else -9
+    return status if status >= 0 else 128 - status
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["probe"]:
         print(json.dumps(_probe_child()))
     elif sys.argv[1:2] == ["launch"]:
-        _launch(sys.argv[2:])
+        kernel_env, kernel = confine(sys.argv[2:], dict(os.environ))
+        os.execvpe(kernel[0], kernel, kernel_env)
+    elif sys.argv[1:2] == ["relay"]:
+        sys.exit(_relay(sys.argv[2], sys.argv[3:]))
     else:
-        sys.exit("usage: sandbox.py probe | launch OPTIONS -- KERNEL COMMAND")
+        sys.exit(
+            "usage: sandbox.py probe | launch OPTIONS -- KERNEL COMMAND | "
+            "relay SOCKET OPTIONS -- KERNEL COMMAND"
+        )

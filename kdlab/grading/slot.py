@@ -1,6 +1,7 @@
 """One submission graded in one worker slot: a scratch folder that holds only that
-submission, one ``nbgrader autograde --student=ID`` process with the sandbox kernel, its
-grade written into the course's gradebook, or a per-student error and no grade.
+submission, nbgrader's autograde run by the slot's grading process
+(:mod:`kdlab.grading.warm_worker`) with a fresh sandbox kernel, its grade written into
+the course's gradebook, or a per-student error and no grade.
 
 A submission that fails (an unreadable file, a kernel that died, the wall limit) never
 touches another student's grade.
@@ -12,23 +13,16 @@ import dataclasses
 import json
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
 
-from kdlab.grading import sandbox
 from kdlab.grading.grades import GradeResult
-from kdlab.grading.nbgrader import (
-    grade_id,
-    nbgrader_command,
-    nbgrader_env,
-    notebook_names,
-    open_gradebook,
-)
+from kdlab.grading.nbgrader import grade_id, notebook_names, open_gradebook
 from kdlab.grading.sandbox import Capabilities, Limits
+from kdlab.grading.warm_worker import Job, worker
 
 __all__ = ["grade_in_slot"]
 
@@ -77,34 +71,50 @@ def _drop_duplicate_ids(path: Path) -> None:
         path.write_text(json.dumps(nb, indent=1), encoding="utf-8")
 
 
-def _kill_kernel(pidfile: Path, scratch: Path) -> None:
-    """Kill the kernel's process group if it still runs (nbgrader started it in its own
-    session, so killing nbgrader leaves it behind)."""
-    try:
-        pid = int(pidfile.read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except (OSError, ValueError):
-        return
-    if str(scratch) in cmdline:  # still our kernel, not a recycled pid
+def _link_or_copy(src: Path, dest: Path) -> None:
+    """``dest``: a hard link to ``src`` (read-only to the sandbox user: it stays root's), or
+    a copy readable by all where ``src`` is its owner's alone or no link is possible."""
+    if os.stat(src).st_mode & 0o004:
         try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
+            os.link(src, dest)
+            return
+        except OSError:  # another file system
             pass
+    shutil.copyfile(src, dest)
+    os.chmod(dest, 0o644)
 
 
 def _link_tree(src: Path, dest: Path, uid: int | None) -> None:
-    """A private view of ``src``: folders of its own (owned by ``uid``), files hard-linked
-    (read-only to ``uid``: they stay root's), copied where no link is possible."""
+    """A private view of ``src``: folders of its own (owned by ``uid``), files linked or
+    copied (:func:`_link_or_copy`)."""
     for folder, _, files in os.walk(src):
         target = dest / Path(folder).relative_to(src)
         target.mkdir(parents=True, exist_ok=True)
+        os.chmod(target, 0o755)
         if uid is not None:
             os.chown(target, uid, -1)
         for name in files:
-            try:
-                os.link(Path(folder) / name, target / name)
-            except OSError:
-                shutil.copy2(Path(folder) / name, target / name)
+            _link_or_copy(Path(folder) / name, target / name)
+
+
+_VIEW_LOCK = threading.Lock()
+
+
+def _cache_view(cache: Path, batch: Path) -> Path:
+    """The cache as every sandbox user may read it, made once per batch: files that only
+    their owner may read (``kdlab.cache`` writes mode 0600) are copied, readable by all,
+    the others hard-linked; nothing in it is writable but by root."""
+    view = batch / "cache"
+    with _VIEW_LOCK:
+        if view.is_dir():
+            return view
+        building = Path(tempfile.mkdtemp(dir=batch))
+        _link_tree(cache, building, None)
+        try:
+            building.rename(view)
+        except OSError:  # another process of this batch was first
+            shutil.rmtree(building, ignore_errors=True)
+    return view
 
 
 def _private_dir(path: Path, uid: int | None) -> Path:
@@ -136,9 +146,13 @@ def grade_in_slot(
     batch: Path,
     cache: Path | None,
     slot: int,
+    *,
+    warm: bool = True,
 ) -> GradeResult:
     """Grade ``student``'s submission of ``assignment`` in a scratch folder under ``batch``,
-    its kernel run as the sandbox user of ``slot``, with a private view of ``cache``."""
+    in the grading process of ``slot``, its kernel run as the sandbox user of ``slot``, with
+    a private view of ``cache``; ``warm``: the kernel is forked from the slot's kernel
+    server (torch and kdlab imported), else started cold."""
     start = time.perf_counter()
     notebook = notebook_names(course, assignment)[0]
     submitted = course / "submitted" / student / assignment
@@ -158,11 +172,9 @@ def grade_in_slot(
     private = _private_dir(scratch / "private", None)
     home = _private_dir(scratch / "home", uid)
     _private_dir(home / "tmp", uid)
-    if cache is not None and cache.is_dir():
-        _link_tree(cache, home / "cache", uid)
+    if cache is not None and cache.is_dir():  # the cached teachers, read-only
+        _link_tree(_cache_view(cache, batch), home / "cache", uid)
     ipc = _private_dir(scratch / "ipc", uid)
-    spec_dir = scratch / "jupyter" / "kernels" / sandbox.KERNEL_NAME
-    spec_dir.mkdir(parents=True)
     # No progress bars in the kernel: nbgrader gives zero to a test cell that writes to
     # stderr, where a bar goes outside a notebook front end (kdlab.runtime.progress_default).
     env = {
@@ -171,46 +183,28 @@ def grade_in_slot(
         "KDLAB_PROGRESS": "0",
     }
     hide = [course] + ([cache] if cache is not None and cache.is_dir() else [])
-    spec = sandbox.kernel_spec(
-        limits, caps, home=home, pidfile=private / "kernel.pid", hide=hide, env=env
-    )
-    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
-    args = [
-        "autograde",
+    spec = {"home": home, "pidfile": private / "kernel.pid", "hide": hide, "env": env}
+    db_url = f"sqlite:///{course / 'gradebook.db'}"
+    job = Job(
+        root,
         assignment,
-        f"--student={student}",
-        "--force",
-        f"--CourseDirectory.db_url=sqlite:///{course / 'gradebook.db'}",
-        f"--Execute.timeout={limits.cell_seconds}",
-        # Output may trail a cell's reply on a busy machine; nbgrader's 4 s made the whole
-        # submission fail (CellTimeoutError "Timeout waiting for IOPub output").
-        f"--Execute.iopub_timeout={limits.cell_seconds}",
-        f"--Execute.kernel_name={sandbox.KERNEL_NAME}",
-        "--KernelManager.transport=ipc",
-        f"--KernelManager.ip={ipc / 'kernel'}",
-    ]
-    proc = subprocess.Popen(
-        nbgrader_command(*args),
-        cwd=root,
-        env=nbgrader_env(
-            {"JUPYTER_PATH": str(scratch / "jupyter"), "JUPYTER_RUNTIME_DIR": str(private)}
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+        student,
+        db_url,
+        limits,
+        caps,
+        spec,
+        scratch / "jupyter",
+        private,
+        ipc,
+        warm,
     )
-    try:
-        log, _ = proc.communicate(timeout=limits.notebook_seconds)
-        # Not "| ERROR]" in the log: nbgrader logs a cell's timeout at that level, and such a
-        # cell only loses its points. A submission that nbgrader could not grade exits 1.
-        error = "" if proc.returncode == 0 else _error_from_log(log)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        log, _ = proc.communicate()
+    ok, log, stopped = worker(slot).grade(job)
+    if stopped:
         error = f"stopped at the wall limit of {limits.notebook_seconds} s per submission"
-    finally:
-        _kill_kernel(private / "kernel.pid", scratch)
+    else:
+        # Not "| ERROR]" in the log: nbgrader logs a cell's timeout at that level, and such a
+        # cell only loses its points.
+        error = "" if ok else _error_from_log(log)
     graded = root / "autograded" / student / assignment
     if not error and not (graded / f"{notebook}.ipynb").is_file():
         error = "nbgrader wrote no autograded notebook: " + log.strip()[-300:]
