@@ -7,12 +7,15 @@
   patches (:func:`load_aerial`), built on ``scenes`` (classes, palette, reading the
   images, the synthetic scenes) and ``patches`` (cutting, normalisation, augmentation,
   :class:`AerialPatches` and its loader);
+- ``landcover``: the same patches as land-cover classification, each labelled by the
+  majority class of its mask, impure patches dropped (:func:`load_landcover`);
 - ``sst2``: SST-2 sentences (:class:`SentenceSet`, :func:`load_sst2`);
 - ``tokenizer``: a WordPiece tokenizer trained here, and encoded sentences.
 """
 
 from kdlab.data.aerial import AerialSplits, load_aerial
 from kdlab.data.base import ExampleSet, batches
+from kdlab.data.landcover import LandCoverSet, LandCoverSplits, load_landcover
 from kdlab.data.mnist import (
     FASHION_CLASSES,
     MNIST_CLASSES,
@@ -38,6 +41,9 @@ __all__ = [
     "AerialPatches",
     "AerialSplits",
     "load_aerial",
+    "LandCoverSet",
+    "LandCoverSplits",
+    "load_landcover",
     "SentenceSet",
     "load_sst2",
     "synthetic_sentiment",
