@@ -1,6 +1,7 @@
 """The segmentation benchmark runs end to end in fast mode and reports its own numbers."""
 
 import importlib.util
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -34,6 +35,10 @@ def test_segmentation_benchmark_runs_and_reports_its_own_numbers(segmentation):
         for r in rows:  # mIoU is the mean of the per-class IoUs that are not NaN
             ious = [v for v in r[f"{name}_iou"].values() if v == v]
             assert r[name] == pytest.approx(statistics.fmean(ious))
+    # one teacher for every seed: the seeds vary the students
+    assert result["teacher_seed"] == 0 and rows[0]["teacher"] == rows[1]["teacher"]
+    assert rows[0]["teacher_iou"] == rows[1]["teacher_iou"]
+    assert all(0 <= r[f"{m}_val"] <= 1 for r in rows for m in ("teacher", "scratch", "distilled"))
     teacher, student = summary["teacher"], summary["distilled"]
     assert result["parameter_ratio"] == student["parameters"] / teacher["parameters"] < 0.25
     assert result["speedup_batch1"] == teacher["ms@1"] / student["ms@1"]
@@ -52,6 +57,33 @@ def test_segmentation_benchmark_runs_and_reports_its_own_numbers(segmentation):
     assert f"| student parameters / teacher | {result['parameter_ratio']:.1%} |" in text
     expected = "better" if gain > margin else "worse" if gain < -margin else "tie"
     assert f"| distilled vs scratch over seeds | {expected} |" in text
+
+
+def test_recipe_changes_from_the_command_line(segmentation):
+    changes = segmentation.parse_changes(
+        ["alpha=0.1", "student_augment=true", "lr_schedule=cosine"]
+    )
+    assert changes == {"alpha": 0.1, "student_augment": True, "lr_schedule": "cosine"}
+    recipe = segmentation.recipe_for(True, None, None, changes)
+    assert (recipe.alpha, recipe.student_augment) == (0.1, True)
+    with pytest.raises(ValueError, match="--set takes name=value"):
+        segmentation.parse_changes(["alpha"])
+    with pytest.raises(ValueError, match="unknown recipe settings"):
+        segmentation.recipe_for(True, None, None, {"alpah": 0.1})
+
+
+def test_jobs_run_in_worker_processes_in_order(segmentation):
+    here = os.getpid()
+    assert segmentation._in_parallel(_pid_and_square, [1, 2, 3], 1) == [
+        (here, n * n) for n in (1, 2, 3)
+    ]
+    done = segmentation._in_parallel(_pid_and_square, [1, 2, 3, 4], 2)
+    assert [square for _, square in done] == [1, 4, 9, 16]
+    assert here not in {pid for pid, _ in done}
+
+
+def _pid_and_square(n):
+    return os.getpid(), n * n
 
 
 def test_one_seed_cannot_show_the_distilled_student_above_scratch(segmentation):

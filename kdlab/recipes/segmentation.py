@@ -9,7 +9,10 @@ differ only in the seed.
   size, split by tile, and the seeded subset the models train on;
 - :func:`trained_teacher`: the U-Net teacher, trained once and then loaded from the cache;
 - :func:`train_student`: the :class:`~kdlab.models.SlimUNet` student from the labels alone
-  or distilled pixel by pixel (Liu et al. 2019), through the same loop.
+  or distilled pixel by pixel (Liu et al. 2019), through the same loop, on the patches as
+  they are or under a random symmetry of the square every epoch;
+- :func:`symmetric_logits`: a model's logits averaged over the 8 symmetries of the square,
+  the teacher's targets for students trained on those views.
 
 Every model's cross-entropy weighs classes by median frequency over the training patches
 (Eigen and Fergus 2015) unless the recipe says ``class_weights=None``.
@@ -23,12 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from kdlab import runtime
 from kdlab.cache import cached_model
 from kdlab.data import AerialPatches, AerialSplits, batches, load_aerial
-from kdlab.data.aerial import NUM_CLASSES
+from kdlab.data.aerial import NUM_CLASSES, augment
 from kdlab.distill import History, SegmentationDistiller, median_frequency_weights
 from kdlab.models import SlimUNet, UNet, logits_of
 
@@ -39,6 +43,8 @@ __all__ = [
     "training_patches",
     "trained_teacher",
     "train_student",
+    "symmetric_logits",
+    "teacher_targets",
 ]
 
 DEPTH = 4  # U-Net levels of teacher and student: patches must be a multiple of 2**DEPTH
@@ -53,22 +59,25 @@ class SegmentationRecipe:
     patches, ``train_patches`` of them drawn (seeded) for training; ``fast`` keeps one
     image per tile (a smoke run). Teacher: ``UNet(base=teacher_base)``, ``epochs`` of Adam
     at ``lr``, on augmented patches. Students: ``SlimUNet(base=student_base)``,
-    ``student_epochs`` at ``student_lr`` (a tiny network wants a larger step), without
-    augmentation; the distilled one mixes ``alpha * CE + (1 - alpha) * pixel KD`` at
-    ``temperature``. Both: ``batch_size``, ``lr_schedule``, ``class_weights``
-    ("median frequency" or None for the plain cross-entropy). ``latency_size``: the side
-    of the inputs on which latency is measured.
+    ``student_epochs`` at ``student_lr`` (a tiny network wants a larger step) in batches
+    of ``student_batch_size``, on augmented patches when ``student_augment``; the distilled
+    one mixes ``alpha * CE + (1 - alpha) * pixel KD`` at ``temperature``. All: ``batch_size``
+    (the teacher's), ``lr_schedule``, ``class_weights`` ("median frequency" or None for the
+    plain cross-entropy). ``latency_size``: the side of the inputs on which latency is
+    measured.
     """
 
     fast: bool = False
     scale: float = 0.25
     patch: int = 64
-    train_patches: int = 640
+    train_patches: int = 1332
     teacher_base: int = 16
     student_base: int = 4
-    epochs: int = 8
-    student_epochs: int = 16
-    batch_size: int = 8
+    epochs: int = 6
+    student_epochs: int = 12
+    batch_size: int = 16
+    student_batch_size: int = 32
+    student_augment: bool = True
     lr: float = 3e-3
     student_lr: float = 1e-2
     lr_schedule: str = "cosine"
@@ -79,7 +88,7 @@ class SegmentationRecipe:
 
     def __post_init__(self) -> None:
         counts = ("train_patches", "teacher_base", "student_base", "epochs", "student_epochs")
-        for name in (*counts, "batch_size", "latency_size", "patch"):
+        for name in (*counts, "batch_size", "student_batch_size", "latency_size", "patch"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -95,6 +104,8 @@ class SegmentationRecipe:
         for name in ("lr", "student_lr", "temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not isinstance(self.student_augment, bool):
+            raise ValueError(f"student_augment must be True or False, got {self.student_augment!r}")
         if not 0 <= self.alpha <= 1:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha!r}")
         if self.class_weights not in CLASS_WEIGHTS:
@@ -130,6 +141,8 @@ class SegmentationRecipe:
             "epochs": self.epochs,
             "student_epochs": self.student_epochs,
             "batch_size": self.batch_size,
+            "student_batch_size": self.student_batch_size,
+            "student_augment": self.student_augment,
             "lr": self.lr,
             "student_lr": self.student_lr,
             "lr_schedule": self.lr_schedule,
@@ -163,7 +176,15 @@ class SegmentationRecipe:
 
 
 # Fast mode: one image per tile, a few patches and epochs, latency on small inputs.
-_FAST = SegmentationRecipe(fast=True, train_patches=16, epochs=2, student_epochs=4, latency_size=64)
+_FAST = SegmentationRecipe(
+    fast=True,
+    train_patches=16,
+    epochs=2,
+    student_epochs=4,
+    batch_size=8,
+    student_batch_size=8,
+    latency_size=64,
+)
 
 
 def segmentation_recipe(fast: bool | None = None, **changes: Any) -> SegmentationRecipe:
@@ -251,14 +272,17 @@ def train_student(
 ) -> tuple[SlimUNet, History]:
     """A :class:`~kdlab.models.SlimUNet` trained on ``train`` with the student recipe: from
     the labels alone, or with ``teacher`` distilled pixel by pixel. Both students start
-    from the same weights (``seed``) and run the same loop; only the loss differs.
+    from the same weights (``seed``), see the same batches and run the same loop; only the
+    loss differs.
 
     The teacher's logits are computed once (or passed as ``teacher_logits``, one map per
-    training patch) and ride along with each batch: exact because the students train
-    without augmentation and the frozen teacher is in eval mode. ``progress`` as
-    :meth:`kdlab.distill.Distiller.fit` takes it (None: :func:`kdlab.runtime.progress_default`).
-    Training runs on the trainer's device; the student comes back on the host and the
-    teacher where it was.
+    training patch, :func:`teacher_targets`) and ride along with each batch. Without
+    augmentation they are the teacher's plain logits, exact because the frozen teacher is
+    in eval mode. With ``recipe.student_augment`` they are :func:`symmetric_logits`, and each
+    patch's map turns and flips with the patch: exact too, since the mean over the 8
+    symmetries is equivariant. ``progress`` as :meth:`kdlab.distill.Distiller.fit` takes it (None:
+    :func:`kdlab.runtime.progress_default`). Training runs on the trainer's device; the
+    student comes back on the host and the teacher where it was.
     """
     if teacher is None and teacher_logits is not None:
         raise ValueError("teacher_logits were given without the teacher they came from")
@@ -266,7 +290,7 @@ def train_student(
     extra: tuple[Tensor, ...] = ()
     if teacher is not None:
         if teacher_logits is None:
-            teacher_logits = logits_of(teacher, x, batch_size=16)
+            teacher_logits = teacher_targets(teacher, x, recipe)
         if teacher_logits.shape != (len(x), NUM_CLASSES, *x.shape[2:]):
             raise ValueError(
                 f"teacher_logits must hold one ({NUM_CLASSES}, H, W) map per training patch, "
@@ -286,6 +310,53 @@ def train_student(
             class_weights=recipe.weights(train),
             **(recipe.kd if teacher is not None else {}),
         )
-        data = batches(x, y, *extra, batch_size=recipe.batch_size, shuffle=True, seed=seed)
+        size = recipe.student_batch_size
+        if recipe.student_augment:
+            data: Iterable = _SymmetricViews(x, y, *extra, batch_size=size, seed=seed)
+        else:
+            data = batches(x, y, *extra, batch_size=size, shuffle=True, seed=seed)
         history = trainer.fit(data, recipe.student_epochs, val, progress=progress)
     return student.eval(), history
+
+
+def teacher_targets(teacher: nn.Module, x: Tensor, recipe: SegmentationRecipe) -> Tensor:
+    """The teacher's logits for the training images ``x`` that the students distil: its
+    :func:`symmetric_logits` when they train on augmented views, its plain logits otherwise."""
+    return symmetric_logits(teacher, x) if recipe.student_augment else logits_of(teacher, x, 16)
+
+
+def symmetric_logits(model: nn.Module, x: Tensor, batch_size: int = 16) -> Tensor:
+    """``model``'s logits for ``x`` (N, C, S, S) averaged over the 8 symmetries ``g`` of the
+    square, each mapped back: ``(1/8) sum_g g^-1 f(g x)``. The mean is equivariant (the map
+    of a turned patch is the turned map), so it stays the exact target for every view of
+    :func:`kdlab.data.augment`; it is also test-time augmentation of the model."""
+    total = torch.zeros(())
+    for k in range(8):
+        view = x.flip(-1) if k >= 4 else x
+        out = logits_of(model, torch.rot90(view, k % 4, dims=(-2, -1)), batch_size)
+        out = torch.rot90(out, -(k % 4), dims=(-2, -1))
+        total = total + (out.flip(-1) if k >= 4 else out)
+    return total / 8
+
+
+class _SymmetricViews:
+    """Shuffled batches ``(x, y, *maps)`` with each patch under a random symmetry of the
+    square (:func:`kdlab.data.augment`), its class map and its other maps (teacher logits)
+    under the same one; a new order and new views every epoch, reproducible from ``seed``."""
+
+    def __init__(self, x: Tensor, y: Tensor, *maps: Tensor, batch_size: int, seed: int):
+        self.x, self.y, self.maps = x, y, maps
+        self.batch_size, self.seed, self.epoch = batch_size, seed, 0
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.batch_size)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        order = torch.randperm(len(self.x), generator=generator)
+        for idx in order.split(self.batch_size):
+            channels = [self.x[idx], *(m[idx] for m in self.maps)]
+            stacked, y = augment(torch.cat(channels, 1), self.y[idx], generator)
+            views = stacked.split([c.shape[1] for c in channels], 1)
+            yield (views[0], y, *views[1:])
