@@ -100,6 +100,9 @@ class TeachingBatches:
     (:func:`kdlab.models.logits_of`), wherever a Distiller has moved it, and every item of a
     batch is on ``x``'s device (the host for a data set kept there), so the Distiller moves
     the whole batch to its device in one place.
+
+    ``views=False`` skips the random views: the images as they are ("function_matching" then
+    is mixup alone, as notebook 02's limited-data experiment uses it for an MLP student).
     """
 
     def __init__(
@@ -111,6 +114,7 @@ class TeachingBatches:
         *,
         batch_size: int = 128,
         seed: int = 0,
+        views: bool = True,
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -122,7 +126,7 @@ class TeachingBatches:
         if teacher.training:
             raise ValueError("the teacher is in train mode; call teacher.eval() (or freeze it)")
         self.teacher, self.x, self.y, self.mode = teacher, x, y, mode
-        self.batch_size = batch_size
+        self.batch_size, self.views = batch_size, views
         self.generator = torch.Generator().manual_seed(seed)
         self.fixed_logits = logits_of(teacher, x) if mode == "fixed" else None
 
@@ -137,7 +141,7 @@ class TeachingBatches:
 
     def batch(self, x: Tensor, y: Tensor, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The student's view, the labels and the teacher's logits for one batch."""
-        view = random_views(x, self.generator)
+        view = random_views(x, self.generator) if self.views else x
         if self.mode == "fixed":
             return view, y, self.fixed_logits[idx]
         if self.mode == "independent":
